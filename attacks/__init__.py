@@ -1,0 +1,1 @@
+"""Attacks, one file each; registered in ``bench.plugins``."""

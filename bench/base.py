@@ -1,0 +1,162 @@
+"""The four small base classes every plugin derives from: Attack, Defense, Metric, Scenario.
+
+Every plugin declares its hyperparameters as a frozen dataclass ``Config``; the resolved config
+(defaults filled in) is recorded with each result. Images are float tensors (N, 3, H, W) in [0, 1]
+everywhere; budgets are in [0, 1] pixel units; conversion to a model's own range happens inside the
+model wrapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from bench.errors import BenchError
+
+PIXEL_LEVELS = 255
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    pass
+
+
+class Plugin:
+    """Base of all plugins: a registry name, a code version and a frozen ``Config``."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type] = NoConfig
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def make_config(cls, params: dict[str, Any] | None = None) -> Any:
+        """Build the Config from user parameters, with a clear error for unknown keys or bad values."""
+        params = dict(params or {})
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        for key in params:
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(fields) or 'none'}"
+                raise BenchError(f"{cls.name or cls.__name__}: unknown parameter {key!r}; {hint}")
+        for key, value in list(params.items()):
+            params[key] = _coerce(cls.name or cls.__name__, key, fields[key], value)
+        try:
+            return cls.Config(**params)
+        except (TypeError, ValueError) as err:
+            raise BenchError(f"{cls.name or cls.__name__}: {err}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "config": dataclasses.asdict(self.config)}
+
+
+def _coerce(owner: str, key: str, field: dataclasses.Field, value: Any) -> Any:
+    default = field.default if field.default is not dataclasses.MISSING else None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BenchError(f"{owner}: parameter {key!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BenchError(f"{owner}: parameter {key!r} must be a number, got {value!r}")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise BenchError(f"{owner}: parameter {key!r} must be a whole number, got {value!r}")
+        return type(default)(value)
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def check_unit_interval(owner: str, key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{key}={value} is outside [0, 1]; budgets are in [0,1] pixel units (8/255 = 0.0314)")
+
+
+class Defense(Plugin):
+    """A model under test that maps images to latents and back.
+
+    ``encode`` returns the latent mean and must be differentiable, so white-box attacks can run
+    against the defended model itself.
+    """
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Defense:
+        raise NotImplementedError
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
+
+    def weights(self) -> dict[str, str]:
+        """Files this defense loaded, mapped to their sha256, for provenance."""
+        return {}
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    eps: float = 8 / 255
+
+    def __post_init__(self):
+        check_unit_interval("attack", "eps", self.eps)
+
+
+class Attack(Plugin):
+    """An L-inf bounded perturbation. Subclasses implement ``perturb``; calling the attack also
+    projects onto the eps-ball, clamps to [0, 1] and quantises to 8 bits (as a saved PNG would be),
+    staying inside the ball after quantisation."""
+
+    Config: ClassVar[type] = AttackConfig
+
+    def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        adversarial = self.perturb(model, images, generator).detach()
+        return quantise_into_ball(adversarial, images, self.config.eps)
+
+
+def quantise_into_ball(adversarial: torch.Tensor, clean: torch.Tensor, eps: float) -> torch.Tensor:
+    """Round to the 8-bit grid, keeping every pixel within eps of ``clean`` and inside [0, 1]."""
+    levels = torch.round(adversarial * PIXEL_LEVELS)
+    low = torch.ceil((clean - eps) * PIXEL_LEVELS - 1e-4).clamp(min=0)
+    high = torch.floor((clean + eps) * PIXEL_LEVELS + 1e-4).clamp(max=PIXEL_LEVELS)
+    return torch.minimum(torch.maximum(levels, low), high) / PIXEL_LEVELS
+
+
+class Metric(Plugin):
+    """A quality measure. ``paired`` metrics give one value per sample from (images, references);
+    ``set`` metrics compare two sets through per-sample features."""
+
+    higher_is_better: ClassVar[bool] = True
+    kind: ClassVar[str] = "paired"
+    feature_space: ClassVar[str] = ""
+
+    def to(self, device: torch.device | str) -> Metric:
+        return self
+
+    def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def from_features(self, features: torch.Tensor, reference_features: torch.Tensor) -> float:
+        raise NotImplementedError
+
+
+class Scenario(Plugin):
+    """How a cell is evaluated: which images go through which model, and what is measured."""
+
+    def run(self, context: Any) -> None:
+        raise NotImplementedError

@@ -1,0 +1,146 @@
+"""The ``bench`` command line. Heavy libraries are imported inside the subcommands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+log = logging.getLogger("bench")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from bench.plugins import REGISTRIES
+
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    for kind in kinds:
+        registry = REGISTRIES[kind]
+        print(f"{kind}:")
+        for name in registry.names():
+            print(f"  {name:<16} {registry.summary(name)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.grid import load_grid
+    from bench.runner import RunOptions, Runner
+    from bench.tables import render
+
+    if args.dry_run:
+        _, cells = load_grid(args.grid)
+        for cell in cells:
+            print(f"{cell.key}  {cell.defense.label} x {cell.attack.label} ({cell.scenario.label}) "
+                  f"eps={cell.eps:.4g} n={cell.data.n} seed={cell.seed}")
+        return 0
+    out = args.out or str(Path("runs") / Path(args.grid).stem)
+    options = RunOptions(device=args.device, dtype=args.dtype, quiet=args.quiet, save_images=args.save_images,
+                         force=args.force)
+    summaries = Runner(out, options).run_grid(args.grid)
+    print(render(summaries, args.format))
+    log.info("results in %s", out)
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from bench.runner import load_run
+    from bench.tables import render
+
+    print(render(load_run(args.run_dir), args.format))
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from bench import zoo
+
+    if args.action == "ls":
+        for name, entry in zoo.manifest().items():
+            size = sum((zoo.ZOO_DIR / entry["path"] / f).stat().st_size for f in entry["files"])
+            weights = next(f for f in entry["files"] if f.endswith(".safetensors"))
+            print(f"{name:<12} {entry.get('class', '')}  {size / 1e6:.2f} MB  sha256 "
+                  f"{entry['files'][weights][:16]}...  data: {entry.get('trained_on', '')}")
+            if entry.get("quality"):
+                print(f"{'':<12} quality: {json.dumps(entry['quality'])}")
+        return 0
+    if args.action == "verify":
+        results = zoo.verify_all()
+        for name, status in results.items():
+            print(f"{name:<12} {status}")
+        if not results:
+            raise BenchError("the zoo manifest is empty; rebuild models with `bench zoo train NAME`")
+        return 0 if all(s == "ok" for s in results.values()) else 2
+    if args.action == "train":
+        from bench.zoo.builders import train
+
+        print(json.dumps(train(args.name, quiet=args.quiet), indent=2))
+        return 0
+    raise BenchError(f"unknown zoo action {args.action!r}")
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from bench.assets import fetch_all, sha256_file
+
+    for name, path in fetch_all().items():
+        print(f"{name:<14} {path}  sha256 {sha256_file(path)[:16]}...")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("ls", help="list registered plugins")
+    ls.add_argument("kind", nargs="?", choices=["attacks", "defenses", "metrics", "scenarios"])
+    ls.set_defaults(func=cmd_ls)
+
+    run = sub.add_parser("run", help="run a grid file (resumable) and print its table")
+    run.add_argument("grid")
+    run.add_argument("--out", help="run folder (default runs/<grid name>)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    run.add_argument("--format", default="md", choices=["md", "csv", "json", "latex"])
+    run.add_argument("--save-images", action="store_true", help="write clean/attacked/reconstructed PNGs per cell")
+    run.add_argument("--force", action="store_true", help="allow a different grid in an existing run folder")
+    run.add_argument("--dry-run", action="store_true", help="validate the grid and list its cells")
+    run.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
+    run.set_defaults(func=cmd_run)
+
+    table = sub.add_parser("table", help="print the table of a run folder")
+    table.add_argument("run_dir")
+    table.add_argument("--format", default="md", choices=["md", "csv", "json", "latex"])
+    table.set_defaults(func=cmd_table)
+
+    zoo = sub.add_parser("zoo", help="the embedded model zoo")
+    zoo.add_argument("action", choices=["ls", "verify", "train"])
+    zoo.add_argument("name", nargs="?")
+    zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
+    zoo.set_defaults(func=cmd_zoo)
+
+    assets = sub.add_parser("assets", help="fetch and convert the real LPIPS and FID Inception weights")
+    assets.add_argument("action", choices=["fetch"])
+    assets.set_defaults(func=cmd_assets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Grid files: YAML axes multiplied out into cells, with ``exclude:`` and per-cell ``overrides:``.
+
+The whole grid is resolved and validated (plugin names, parameters, budgets, data) before anything
+runs. A cell's key is a hash of its resolved configuration and the versions of its plugins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.data import DataSpec
+from bench.errors import BenchError
+from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
+
+GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
+             "metrics", "defenses", "attacks", "eps", "exclude", "overrides"}
+CELL_KEYS = {"n", "seed", "batch_size"}
+MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed"}
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A registry name plus its resolved config (all defaults filled in) and code version."""
+
+    name: str
+    config: Any
+    version: str
+    label: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "config": dataclasses.asdict(self.config)}
+
+    def build(self, registry):
+        instance = registry.get(self.name)(self.config)
+        instance.name = self.name
+        return instance
+
+
+@dataclass(frozen=True)
+class Cell:
+    defense: PluginSpec
+    attack: PluginSpec
+    scenario: PluginSpec
+    metrics: tuple[PluginSpec, ...]
+    data: DataSpec
+    seed: int
+    batch_size: int
+
+    def resolved(self) -> dict[str, Any]:
+        return {"defense": self.defense.as_dict(), "attack": self.attack.as_dict(),
+                "scenario": self.scenario.as_dict(), "metrics": [m.as_dict() for m in self.metrics],
+                "data": dataclasses.asdict(self.data), "seed": self.seed, "batch_size": self.batch_size}
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def eps(self) -> float:
+        return float(getattr(self.attack.config, "eps", 0.0))
+
+
+def _plugin(registry, entry: Any, where: str, extra: dict | None = None) -> PluginSpec:
+    if isinstance(entry, str):
+        name, params = entry, {}
+    elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+        params = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        name = entry["name"]
+    else:
+        raise BenchError(f"{where}: each entry must be a name or a mapping with a `name:` key, got {entry!r}")
+    cls = registry.get(name)
+    label = entry.get("label", name) if isinstance(entry, dict) else name
+    merged = {**registry.preset(name), **params, **(extra or {})}
+    try:
+        config = cls.make_config(merged)
+    except BenchError as err:
+        raise BenchError(f"{where}: {err}") from None
+    return PluginSpec(name, config, cls.version, str(label))
+
+
+def _as_list(value: Any, key: str) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(match: dict, axes: dict) -> bool:
+    for key, wanted in match.items():
+        actual = axes[key]
+        if isinstance(actual, float) and isinstance(wanted, (int, float)):
+            if abs(actual - wanted) > 1e-9:
+                return False
+        elif actual != wanted:
+            return False
+    return True
+
+
+def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+            raise BenchError(f"{where}: unknown key {key!r}; {hint}")
+
+
+def _entry_name(entry: Any) -> str:
+    return entry if isinstance(entry, str) else entry.get("label", entry.get("name")) if isinstance(entry, dict) else ""
+
+
+def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
+    if not isinstance(raw, dict):
+        raise BenchError(f"{source}: a grid file must be a YAML mapping (see grids/smoke.yaml)")
+    _check_keys(raw, GRID_KEYS, source)
+    for required in ("defenses", "attacks"):
+        if not raw.get(required):
+            raise BenchError(f"{source}: `{required}:` is missing or empty; list at least one")
+    data_raw = raw.get("data", {}) or {}
+    if not isinstance(data_raw, dict):
+        raise BenchError(f"{source}: `data:` must be a mapping like {{dataset: fashion-mnist, n: 64}}")
+    _check_keys(data_raw, {f.name for f in dataclasses.fields(DataSpec)}, f"{source}: data")
+    scenarios = _as_list(raw.get("scenarios", raw.get("scenario", "reconstruction")), "scenarios")
+    metrics_raw = _as_list(raw.get("metrics", ["psnr", "ssim", "lpips"]), "metrics")
+    seeds = _as_list(raw.get("seeds", raw.get("seed", 0)), "seeds")
+    eps_axis = _as_list(raw.get("eps"), "eps")
+    for eps in eps_axis:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+            raise BenchError(f"{source}: eps {eps!r} is outside [0, 1]; budgets are in [0,1] pixel units "
+                             "(8/255 = 0.0314)")
+    excludes = _as_list(raw.get("exclude"), "exclude")
+    overrides = _as_list(raw.get("overrides"), "overrides")
+    for i, rule in enumerate(excludes):
+        if not isinstance(rule, dict):
+            raise BenchError(f"{source}: exclude[{i}] must be a mapping like {{defense: vae-kl, attack: noise}}")
+        _check_keys(rule, MATCH_KEYS, f"{source}: exclude[{i}]")
+    for i, rule in enumerate(overrides):
+        if not isinstance(rule, dict) or not isinstance(rule.get("set"), dict):
+            raise BenchError(f"{source}: overrides[{i}] needs `match:` and `set:` mappings")
+        _check_keys(rule, {"match", "set"}, f"{source}: overrides[{i}]")
+        _check_keys(rule.get("match") or {}, MATCH_KEYS, f"{source}: overrides[{i}].match")
+
+    batch_size = raw.get("batch_size", 16)
+    cells: list[Cell] = []
+    seen: set[str] = set()
+    metric_specs = tuple(_plugin(METRICS, m, f"{source}: metrics") for m in metrics_raw)
+    for defense, attack, scenario, seed, eps in itertools.product(
+            raw["defenses"], raw["attacks"], scenarios, seeds, eps_axis or [None]):
+        attack_name = _entry_name(attack)
+        axes = {"defense": _entry_name(defense), "attack": attack_name, "scenario": _entry_name(scenario),
+                "seed": seed, "eps": eps}
+        if any(_matches(rule, axes) for rule in excludes):
+            continue
+        settings: dict[str, Any] = {"n": data_raw.get("n", 64), "seed": seed, "batch_size": batch_size}
+        attack_extra: dict[str, Any] = {} if eps is None or attack_name == "none" else {"eps": eps}
+        for rule in overrides:
+            if _matches(rule.get("match") or {}, axes):
+                for key, value in rule["set"].items():
+                    (settings if key in CELL_KEYS else attack_extra)[key] = value
+        where = f"{source}: cell {axes['defense']} x {attack_name}"
+        for key in ("seed", "batch_size"):
+            if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 0:
+                raise BenchError(f"{where}: {key} must be a non-negative whole number, got {settings[key]!r}")
+        if settings["batch_size"] < 1:
+            raise BenchError(f"{where}: batch_size must be at least 1")
+        data = DataSpec(**{**data_raw, "n": settings["n"]})
+        cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=_plugin(ATTACKS, attack, where, attack_extra),
+                    scenario=_plugin(SCENARIOS, scenario, where), metrics=metric_specs, data=data,
+                    seed=settings["seed"], batch_size=settings["batch_size"])
+        if cell.key not in seen:
+            seen.add(cell.key)
+            cells.append(cell)
+    if not cells:
+        raise BenchError(f"{source}: every cell is excluded; loosen `exclude:`")
+    return cells
+
+
+def load_grid(path: str | Path) -> tuple[dict[str, Any], list[Cell]]:
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"grid file {path} does not exist; see grids/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BenchError(f"{path}: malformed YAML{where} ({getattr(err, 'problem', err)}); fix the syntax") from None
+    return raw, parse_grid(raw, str(path))

@@ -1,0 +1,1 @@
+"""Image-quality metrics; each registered in ``bench.plugins``."""

@@ -1,0 +1,31 @@
+"""The FID Inception-v3 (TF 2015-12-05 weights, as pytorch-fid) used by FID and KID."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+
+
+@lru_cache(maxsize=1)
+def inception_network() -> torch.jit.ScriptModule:
+    from bench.assets import inception_path
+
+    model = torch.jit.load(str(inception_path()), map_location="cpu")
+    return model.eval()
+
+
+@torch.no_grad()
+def inception_features(images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    """2048-d pool features of images in [0, 1], resized bilinearly to 299x299 as pytorch-fid does."""
+    model = inception_network().to(images.device)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].float()
+        batch = F.interpolate(batch, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        chunks.append(model(batch * 2 - 1).reshape(len(batch), -1).double().cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0, FEATURE_DIM, dtype=torch.float64)

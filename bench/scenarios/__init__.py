@@ -1,0 +1,1 @@
+"""Evaluation scenarios, one file each; registered in ``bench.plugins``."""

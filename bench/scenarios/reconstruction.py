@@ -1,0 +1,96 @@
+"""Reconstruction under attack: how far D(E(x')) moves from x and from D(E(x)).
+
+Per sample: the measured budget ||x' - x||inf after 8-bit quantisation, the latent shift
+||E(x') - E(x)||_2, and every paired metric of D(E(x')) against x and against the clean
+reconstruction D(E(x)). Per set: rFID/KID of the reconstructions of x' against x. Clean
+reconstructions and the reference Inception features are computed once per run and reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import torch
+
+from bench.base import Scenario
+from bench.runner import CellContext, ScenarioResult, set_metric_estimates
+
+
+class Reconstruction(Scenario):
+    name = "reconstruction"
+
+    def run(self, context: CellContext) -> ScenarioResult:
+        cell, defense, images = context.cell, context.defense, context.data.images
+        clean = clean_reconstructions(context)
+        columns: dict[str, list[torch.Tensor]] = {}
+        adversarial, reconstructed = [], []
+        for index, batch in context.progress(context.batches(), f"{cell.defense.label} x {cell.attack.label}"):
+            stored = context.store.load_batch(index)
+            if stored is None:
+                stored = self._evaluate_batch(context, index, batch, clean)
+                context.store.save_batch(index, stored)
+            adversarial.append(stored.pop("adversarial"))
+            reconstructed.append(stored.pop("reconstruction"))
+            for key, values in stored.items():
+                columns.setdefault(key, []).append(values)
+        samples = pd.DataFrame({"index": range(len(images)),
+                                **{k: torch.cat(v).double().numpy() for k, v in columns.items()}})
+        reconstructed_all = torch.cat(reconstructed)
+        reference = reference_features(context)
+        estimates = set_metric_estimates(context.metrics, reconstructed_all, reference, cell.seed)
+        return ScenarioResult(samples, estimates, {"clean": images, "attacked": torch.cat(adversarial),
+                                                   "reconstructed": reconstructed_all,
+                                                   "clean_reconstructed": clean["reconstruction"]})
+
+    def _evaluate_batch(self, context: CellContext, index: int, batch: slice,
+                        clean: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        device = context.device
+        x = context.data.images[batch].to(device)
+        x_adv = context.attack(context.defense, x, seed=context.batch_seed(index))
+        with torch.no_grad():
+            latents = context.defense.encode(x_adv)
+            reconstruction = context.defense.decode(latents)
+            clean_latents = clean["latents"][batch].to(device)
+            clean_reconstruction = clean["reconstruction"][batch].to(device)
+            out = {"adversarial": x_adv.cpu(), "reconstruction": reconstruction.float().cpu(),
+                   "linf": (x_adv - x).abs().flatten(1).amax(1).cpu(),
+                   "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu()}
+            for label, metric in context.metrics.items():
+                if metric.kind == "paired":
+                    out[label] = metric.per_sample(reconstruction.float(), x).float().cpu()
+                    out[f"{label}_vs_clean_rec"] = metric.per_sample(reconstruction.float(),
+                                                                     clean_reconstruction).float().cpu()
+        return out
+
+
+def _data_identity(context: CellContext) -> dict:
+    return dataclasses.asdict(context.cell.data)
+
+
+def clean_reconstructions(context: CellContext) -> dict[str, torch.Tensor]:
+    """E(x) and D(E(x)) of the cell's images, computed once per (defense, data) in a run."""
+
+    def compute() -> dict[str, torch.Tensor]:
+        latents, reconstructions = [], []
+        with torch.no_grad():
+            for _, batch in context.batches():
+                z = context.defense.encode(context.data.images[batch].to(context.device))
+                latents.append(z.float().cpu())
+                reconstructions.append(context.defense.decode(z).float().cpu())
+        return {"latents": torch.cat(latents), "reconstruction": torch.cat(reconstructions)}
+
+    parts = {"what": "clean-reconstruction", "defense": context.cell.defense.as_dict(),
+             "data": _data_identity(context), "batch_size": context.cell.batch_size,
+             "dtype": context.options.dtype, "device": context.device.type}
+    return context.shared(parts, compute)
+
+
+def reference_features(context: CellContext) -> dict[str, torch.Tensor]:
+    """Features of the clean images x in each feature space the set metrics use, computed once."""
+    spaces = {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}
+    result = {}
+    for space, metric in spaces.items():
+        parts = {"what": f"reference-{space}", "data": _data_identity(context)}
+        result[space] = context.shared(parts, lambda m=metric: {"features": m.features(context.data.images)})["features"]
+    return result

@@ -1,0 +1,1 @@
+"""Defended (and baseline) models, one file each; registered in ``bench.plugins``."""
