@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.base import Attack, AttackConfig, Defense, check_unit_interval
-from bench.metrics.lpips import lpips_distance
+from bench.metrics.lpips import lpips_distance, lpips_network
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ def reconstruction_loss(model: Defense, images: torch.Tensor, clean: torch.Tenso
 class PGDEncoder(Attack):
     name = "pgd-encoder"
     Config = PGDEncoderConfig
+
+    def prepare(self, device: torch.device) -> PGDEncoder:
+        if self.config.lpips_weight:
+            lpips_network(self.config.lpips_net).to(device)
+        return self
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config

@@ -52,8 +52,9 @@ class Plugin:
         except (TypeError, ValueError) as err:
             raise BenchError(f"{cls.name or cls.__name__}: {err}") from None
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "config": dataclasses.asdict(self.config)}
+    def prepare(self, device: torch.device) -> Plugin:
+        """Load whatever assets the plugin needs, so a missing or corrupt one fails before a run starts."""
+        return self
 
 
 def _coerce(owner: str, key: str, field: dataclasses.Field, value: Any) -> Any:
@@ -122,7 +123,8 @@ class Attack(Plugin):
 
     def __call__(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        adversarial = self.perturb(model, images, generator).detach()
+        with torch.enable_grad():
+            adversarial = self.perturb(model, images, generator).detach()
         return quantise_into_ball(adversarial, images, self.config.eps)
 
 
@@ -141,9 +143,6 @@ class Metric(Plugin):
     higher_is_better: ClassVar[bool] = True
     kind: ClassVar[str] = "paired"
     feature_space: ClassVar[str] = ""
-
-    def to(self, device: torch.device | str) -> Metric:
-        return self
 
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -27,7 +27,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.grid import load_grid
-    from bench.runner import RunOptions, Runner
+    from bench.runner import Runner, RunOptions
     from bench.tables import render
 
     if args.dry_run:
@@ -50,6 +50,36 @@ def cmd_table(args: argparse.Namespace) -> int:
     from bench.tables import render
 
     print(render(load_run(args.run_dir), args.format))
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from bench import regress
+    from bench.runner import Runner, RunOptions
+
+    baseline_path = Path(args.baseline)
+    baseline = None if args.update and not baseline_path.exists() else regress.load_baseline(baseline_path)
+    options = RunOptions(device=args.device, quiet=args.quiet)
+    with tempfile.TemporaryDirectory(prefix="bench-regress-") as tmp:
+        measured = regress.numbers(Runner(args.out or tmp, options).run_grid(args.grid))
+    if baseline is None:
+        regress.write_baseline(baseline_path, args.grid, measured)
+        print(f"wrote a new baseline of {len(measured)} numbers to {baseline_path}")
+        return 0
+    changes = regress.compare(baseline, measured)
+    print(regress.report(changes, show_all=args.verbose))
+    regressed = [c for c in changes if c.status == "regressed"]
+    improved = [c for c in changes if c.status == "improved"]
+    if args.update and not regressed:
+        regress.write_baseline(baseline_path, args.grid, measured)
+        print(f"updated {baseline_path} ({len(improved)} improvements recorded)")
+    if regressed:
+        print(f"error: {len(regressed)} of {len(changes)} numbers regressed beyond tolerance; fix the cause, "
+              "or if the change is intended, rerun with --update after review", file=sys.stderr)
+        return 1
+    print(f"ok: {len(changes)} numbers checked, {len(improved)} improved")
     return 0
 
 
@@ -115,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", default="md", choices=["md", "csv", "json", "latex"])
     table.set_defaults(func=cmd_table)
 
+    regress = sub.add_parser("regress", help="run a grid and fail when a number regresses against a baseline")
+    regress.add_argument("grid")
+    regress.add_argument("--baseline", required=True, help="baseline JSON (written by --update)")
+    regress.add_argument("--update", action="store_true",
+                         help="record the measured numbers as the new baseline (refused while any regressed)")
+    regress.add_argument("--out", help="keep the run in this folder (default: a temporary one)")
+    regress.add_argument("--device", default="cpu")
+    regress.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
+    regress.set_defaults(func=cmd_regress)
+
     zoo = sub.add_parser("zoo", help="the embedded model zoo")
     zoo.add_argument("action", choices=["ls", "verify", "train"])
     zoo.add_argument("name", nargs="?")
@@ -124,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     assets = sub.add_parser("assets", help="fetch and convert the real LPIPS and FID Inception weights")
     assets.add_argument("action", choices=["fetch"])
     assets.set_defaults(func=cmd_assets)
+
+    from bench.leaderboard.cli import add_leaderboard_commands
+
+    add_leaderboard_commands(sub)
     return parser
 
 

@@ -108,27 +108,26 @@ class Runner:
             self._data[key] = data_module.load(spec)
         return self._data[key]
 
+    def _context(self, cell: Cell) -> CellContext:
+        device = self.options.torch_device
+        metrics = {metric_label(m): m.build(METRICS).prepare(device) for m in cell.metrics}
+        return CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
+                           cell.attack.build(ATTACKS).prepare(device), metrics, self._images(cell.data),
+                           self.options)
+
     def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
         raw, cells = load_grid(grid_path)
-        for cell in cells:
-            self._images(cell.data)
+        contexts = [self._context(cell) for cell in cells]  # every input and asset checked before writing
         self.run.claim(raw, [cell.key for cell in cells], force=self.options.force)
-        summaries = []
-        for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
-            summaries.append(self.run_cell(cell))
-        return summaries
+        return [self.run_cell(context) for context in tqdm(contexts, desc="cells", disable=self.options.quiet)]
 
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
-        store = self.run.cell(cell.key)
+    def run_cell(self, context: CellContext) -> dict[str, Any]:
+        cell, store = context.cell, context.store
         store.check_config(cell.resolved())
         if store.is_complete():
             log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
             return store.summary()
         torch.manual_seed(cell.seed)
-        context = CellContext(cell, store, self.run, self._defense(cell.defense), cell.attack.build(ATTACKS),
-                              {metric_label(m): m.build(METRICS).to(self.options.torch_device)
-                               for m in cell.metrics},
-                              self._images(cell.data), self.options)
         result: ScenarioResult = cell.scenario.build(SCENARIOS).run(context)
         return self._write(cell, store, context, result)
 

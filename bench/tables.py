@@ -29,18 +29,18 @@ def long_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _number(value: float) -> str:
+def _number(value: float, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.{digits - 2}e}"
 
 
 def _cell_text(row: pd.Series) -> str:
-    if row["low"] == row["high"]:
+    if _number(row["low"]) == _number(row["high"]):
         return _number(row["value"])
-    return f"{_number(row['value'])} [{_number(row['low'])}, {_number(row['high'])}]"
+    return f"{_number(row['value'])} [{_number(row['low'], 3)}, {_number(row['high'], 3)}]"
 
 
 def _ordered_metrics(frame: pd.DataFrame) -> list[str]:

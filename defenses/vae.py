@@ -61,7 +61,7 @@ def load_autoencoder(model: str, subfolder: str = "", trust_pickle: bool = False
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return AutoencoderKL.from_pretrained(str(source), **kwargs), folder
-    except (OSError, EnvironmentError, ValueError) as err:
+    except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"cannot load AutoencoderKL {model!r} ({first_line[:160]}); download it with "
                          f"`huggingface-cli download {model}` or pass a local diffusers folder") from None
@@ -83,7 +83,9 @@ class AutoencoderKLDefense(Defense):
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> AutoencoderKLDefense:
         self.device, self.dtype = torch.device(device), dtype
-        self.vae.to(device=self.device, dtype=dtype)
+        self.vae.to(device=self.device)
+        if dtype != next(self.vae.parameters()).dtype:
+            self.vae.to(dtype=dtype)
         return self
 
     @property

@@ -13,7 +13,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from bench.base import Metric
-from bench.metrics.inception import FEATURE_DIM, inception_features
+from bench.metrics.inception import FEATURE_DIM, inception_features, inception_network
 
 
 class PrecomputedFeatures(torch.nn.Module):
@@ -42,6 +42,10 @@ class FID(Metric):
     kind = "set"
     feature_space = "fid-inception"
     higher_is_better = False
+
+    def prepare(self, device: torch.device) -> FID:
+        inception_network().to(device)
+        return self
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return inception_features(images)

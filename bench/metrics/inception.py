@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import torch
@@ -15,7 +16,9 @@ INPUT_SIZE = 299
 def inception_network() -> torch.jit.ScriptModule:
     from bench.assets import inception_path
 
-    model = torch.jit.load(str(inception_path()), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = torch.jit.load(str(inception_path()), map_location="cpu")
     return model.eval()
 
 

@@ -11,7 +11,7 @@ import torch
 from torchmetrics.image.kid import poly_mmd
 
 from bench.base import Metric
-from bench.metrics.inception import inception_features
+from bench.metrics.inception import inception_features, inception_network
 
 
 def kernel_inception_distance(features: np.ndarray, reference: np.ndarray) -> float:
@@ -23,6 +23,10 @@ class KID(Metric):
     kind = "set"
     feature_space = "fid-inception"
     higher_is_better = False
+
+    def prepare(self, device: torch.device) -> KID:
+        inception_network().to(device)
+        return self
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return inception_features(images)

@@ -52,6 +52,10 @@ class LPIPS(Metric):
     higher_is_better = False
     Config = LPIPSConfig
 
+    def prepare(self, device: torch.device) -> LPIPS:
+        lpips_network(self.config.net).to(device)
+        return self
+
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return lpips_distance(images, references, self.config.net)

@@ -21,7 +21,7 @@ class Reconstruction(Scenario):
     name = "reconstruction"
 
     def run(self, context: CellContext) -> ScenarioResult:
-        cell, defense, images = context.cell, context.defense, context.data.images
+        cell, images = context.cell, context.data.images
         clean = clean_reconstructions(context)
         columns: dict[str, list[torch.Tensor]] = {}
         adversarial, reconstructed = [], []

@@ -81,7 +81,8 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
         vae.save_pretrained(tmp, safe_serialization=True)
         if output.exists():
             shutil.rmtree(output)
-        shutil.copytree(tmp, output)
+        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
+    output.chmod(0o755)
     info = asdict(config)
     info["latent_std_on_val"] = float(latents.std())
     return info

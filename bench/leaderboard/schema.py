@@ -1,0 +1,231 @@
+"""The leaderboard entry schema (version 1): structure, types and value ranges, in plain Python.
+
+This module imports nothing heavy; registry names, metric directions and weight hashes are checked
+in ``bench.leaderboard.validate``. Every problem is reported as ``KEY.PATH: what is wrong; the fix``.
+See leaderboards/SCHEMA.md for the layout.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    scenario: str
+    title: str
+
+
+TRACKS = {track.name: track for track in (
+    Track("vae-protection", "reconstruction", "Autoencoder robustness: attacked images through the VAE"),
+)}
+
+ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
+              "grid", "suite_version", "provenance", "verified"}
+OPTIONAL_ENTRY_KEYS = {"verification"}
+DEFENSE_KEYS = {"name", "label", "version", "config"}
+PLUGIN_KEYS = {"name", "version", "config"}
+ATTACK_KEYS = {"label", "name", "version", "config"}
+WEIGHT_KEYS = {"path", "sha256"}
+RESULT_KEYS = {"attack", "eps", "metrics"}
+METRIC_KEYS = {"claimed", "measured", "low", "high", "n", "higher_is_better", "kind"}
+PROVENANCE_KEYS = {"git", "python", "device", "dtype"}
+OPTIONAL_PROVENANCE_KEYS = {"packages", "seed", "date"}
+
+SCENARIO_QUANTITIES = {"linf": False, "latent_shift": False}
+"""Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
+
+METRIC_RANGES = {"ssim": (-1.0, 1.0), "lpips": (0.0, math.inf), "psnr": (0.0, math.inf), "linf": (0.0, 1.0),
+                 "latent_shift": (0.0, math.inf)}
+"""Known ranges by base metric name; any other metric (fid, kid, ...) only has to be finite."""
+
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+REMOTE_WEIGHTS = ("hf://", "https://")
+
+
+def base_metric(column: str) -> str:
+    """``psnr_vs_clean_rec`` -> ``psnr``: the registered metric a result column was computed with."""
+    return column.split("_vs_")[0]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def fail(where: str, message: str) -> BenchError:
+    return BenchError(f"{where}: {message}")
+
+
+def mapping(value: Any, where: str, required: set[str], optional: frozenset[str] | set[str] = frozenset(),
+            ) -> dict[str, Any]:
+    """An object with exactly the ``required`` keys (plus any of ``optional``); a wrong key gets a hint."""
+    if not isinstance(value, dict):
+        raise fail(where, f"expected an object with keys {', '.join(sorted(required))}, got {_kind(value)}")
+    allowed = required | set(optional)
+    for key in value:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+            raise fail(f"{where}.{key}" if where else key, f"unknown key {key!r}; {hint}")
+    for key in sorted(required):
+        if key not in value:
+            raise fail(where or "entry", f"the key {key!r} is missing; add it (see leaderboards/SCHEMA.md)")
+    return value
+
+
+def free_mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail(where, f"expected an object, got {_kind(value)}")
+    return value
+
+
+def string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise fail(where, f"expected a non-empty string, got {_kind(value)} {value!r}")
+    return value
+
+
+def number(value: Any, where: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """A finite JSON number in [low, high]; a number written as a string is named as such."""
+    if isinstance(value, str):
+        try:
+            parsed = float(value)
+        except ValueError:
+            raise fail(where, f"{value!r} is a string; write a number") from None
+        if math.isfinite(parsed):
+            raise fail(where, f'"{value}" is a string; write the number {value.strip()}')
+        raise fail(where, f'"{value}" is a string and not a finite number; write a finite number')
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(where, f"expected a number, got {_kind(value)} {value!r}")
+    if not math.isfinite(value):
+        raise fail(where, f"{value} is not a finite number; write a finite number")
+    if not low <= value <= high:
+        raise fail(where, f"{value} is outside [{low:g}, {high:g}], the range of this quantity; check the number")
+    return float(value)
+
+
+def whole(value: Any, where: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise fail(where, f"expected a whole number >= {low}, got {_kind(value)} {value!r}")
+    return value
+
+
+def boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise fail(where, f"expected true or false, got {_kind(value)} {value!r}")
+    return value
+
+
+def check_entry(entry: Any, where: str = "") -> dict[str, Any]:
+    """Structure, types and ranges of one entry; raises a BenchError naming the first bad key path."""
+    entry = mapping(entry, where, ENTRY_KEYS, OPTIONAL_ENTRY_KEYS)
+    if type(entry["schema_version"]) is not int or entry["schema_version"] != SCHEMA_VERSION:
+        raise fail("schema_version", f"{entry['schema_version']!r} is not a known schema version; "
+                   f"this suite reads version {SCHEMA_VERSION}")
+    track = string(entry["track"], "track")
+    if track not in TRACKS:
+        raise fail("track", f"unknown track {track!r}; known tracks: {', '.join(sorted(TRACKS))}")
+    string(entry["name"], "name")
+    paper = entry["paper"]
+    if paper is not None and not (isinstance(paper, str) and re.match(r"^https?://[^\s<>\"']+$", paper)):
+        raise fail("paper", f"{paper!r} is not an http(s) URL; write the paper's URL or null")
+    defense = mapping(entry["defense"], "defense", DEFENSE_KEYS)
+    for key in ("name", "label", "version"):
+        string(defense[key], f"defense.{key}")
+    free_mapping(defense["config"], "defense.config")
+    scenario = mapping(entry["scenario"], "scenario", PLUGIN_KEYS)
+    string(scenario["name"], "scenario.name")
+    if scenario["name"] != TRACKS[track].scenario:
+        raise fail("scenario.name", f"track {track!r} holds {TRACKS[track].scenario!r} results, not "
+                   f"{scenario['name']!r}; submit to the track of that scenario")
+    string(scenario["version"], "scenario.version")
+    free_mapping(scenario["config"], "scenario.config")
+    free_mapping(entry["data"], "data")
+    check_weights_list(entry["weights"])
+    check_results(entry["results"])
+    grid = free_mapping(entry["grid"], "grid")
+    defenses = grid.get("defenses")
+    if not isinstance(defenses, list) or len(defenses) != 1:
+        raise fail("grid.defenses", "must list exactly the one defense of this entry")
+    string(entry["suite_version"], "suite_version")
+    provenance = mapping(entry["provenance"], "provenance", PROVENANCE_KEYS, OPTIONAL_PROVENANCE_KEYS)
+    for key in sorted(PROVENANCE_KEYS):
+        string(provenance[key], f"provenance.{key}")
+    boolean(entry["verified"], "verified")
+    verification = entry.get("verification")
+    if verification is not None:
+        free_mapping(verification, "verification")
+    if entry["verified"] and verification is None:
+        raise fail("verified", "is true but there is no verification record; run `bench verify ENTRY`")
+    return entry
+
+
+def check_weights_list(weights: Any) -> None:
+    if not isinstance(weights, list):
+        raise fail("weights", f"expected a list of {{path, sha256}} objects, got {_kind(weights)}")
+    for i, item in enumerate(weights):
+        where = f"weights[{i}]"
+        mapping(item, where, WEIGHT_KEYS)
+        string(item["path"], f"{where}.path")
+        if not (isinstance(item["sha256"], str) and SHA256.match(item["sha256"])):
+            raise fail(f"{where}.sha256", f"{item['sha256']!r} is not a sha256; write 64 lower-case hex digits "
+                       "(`sha256sum FILE`)")
+
+
+def check_results(results: Any) -> None:
+    if not isinstance(results, list) or not results:
+        raise fail("results", "expected a non-empty list of {attack, eps, metrics} objects")
+    seen: dict[tuple[str, float], int] = {}
+    for i, result in enumerate(results):
+        where = f"results[{i}]"
+        mapping(result, where, RESULT_KEYS)
+        attack = mapping(result["attack"], f"{where}.attack", ATTACK_KEYS)
+        for key in ("label", "name", "version"):
+            string(attack[key], f"{where}.attack.{key}")
+        free_mapping(attack["config"], f"{where}.attack.config")
+        eps = number(result["eps"], f"{where}.eps", 0.0, 1.0)
+        cell = (attack["label"], eps)
+        if cell in seen:
+            raise fail(where, f"attack {attack['label']!r} at eps {eps:g} already appears in "
+                       f"results[{seen[cell]}]; keep one")
+        seen[cell] = i
+        metrics = result["metrics"]
+        if not isinstance(metrics, dict) or not metrics:
+            raise fail(f"{where}.metrics", "expected a non-empty object of metric name -> numbers")
+        for name, values in metrics.items():
+            check_metric(name, values, f"{where}.metrics.{name}")
+
+
+def check_metric(name: str, values: Any, where: str) -> None:
+    if not METRIC_NAME.match(name):
+        raise fail(where, f"{name!r} is not a metric column name (lower-case letters, digits, '_')")
+    values = mapping(values, where, METRIC_KEYS)
+    low, high = METRIC_RANGES.get(name, METRIC_RANGES.get(base_metric(name), (-math.inf, math.inf)))
+    number(values["measured"], f"{where}.measured", low, high)
+    interval_low = number(values["low"], f"{where}.low", low, high)
+    interval_high = number(values["high"], f"{where}.high", low, high)
+    if interval_low > interval_high:
+        raise fail(f"{where}.low", f"{interval_low} is above high {interval_high}; write the interval in order")
+    if values["claimed"] is not None:
+        number(values["claimed"], f"{where}.claimed", low, high)
+    whole(values["n"], f"{where}.n", low=1)
+    boolean(values["higher_is_better"], f"{where}.higher_is_better")
+    if values["kind"] not in ("mean", "set"):
+        raise fail(f"{where}.kind", f"{values['kind']!r} is not 'mean' (per-sample average) or 'set' (FID, KID)")
+
+
+def weights_are_remote(path: str) -> bool:
+    return path.startswith(REMOTE_WEIGHTS)

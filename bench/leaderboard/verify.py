@@ -1,0 +1,132 @@
+"""``bench verify ENTRY``: rerun the entry's grid and check its numbers.
+
+Each re-measured number is compared with the claimed one (or, where nothing was claimed, with the
+number measured at submission): it passes when ``|measured - reference| <= max(1.96 * se, floor)``,
+with ``se`` read off the fresh 95% interval, ``(high - low) / (2 * 1.96)``, and ``floor`` the larger of
+1e-3 and 1% of the reference, so deterministic metrics (zero-width intervals) still get a tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.leaderboard import files, schema, validate
+
+Z95 = 1.959964
+ABSOLUTE_FLOOR = 1e-3
+RELATIVE_FLOOR = 0.01
+EPS_TOLERANCE = 1e-6
+
+
+def tolerance(reference: float, low: float, high: float) -> float:
+    standard_error = (high - low) / (2 * Z95)
+    return max(Z95 * standard_error, ABSOLUTE_FLOOR, RELATIVE_FLOOR * abs(reference))
+
+
+@dataclass(frozen=True)
+class Check:
+    where: str
+    against: str
+    reference: float
+    measured: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return abs(self.measured - self.reference) <= self.tolerance
+
+    def describe(self) -> str:
+        return (f"{self.where}: measured {self.measured:.6g}, {self.against} {self.reference:.6g}, "
+                f"allowed difference {self.tolerance:.3g}")
+
+
+def rerun_grid(grid: dict[str, Any], out: Path, device: str) -> list[dict[str, Any]]:
+    """Run the grid through the suite's runner (heavy imports happen here only)."""
+    import yaml
+
+    from bench.runner import Runner, RunOptions
+
+    with tempfile.TemporaryDirectory() as folder:
+        grid_path = Path(folder) / "entry-grid.yaml"
+        grid_path.write_text(yaml.safe_dump(grid, sort_keys=True))
+        return Runner(out, RunOptions(device=device, quiet=True)).run_grid(grid_path)
+
+
+def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Check]:
+    """One check per number in the entry; a cell or metric the rerun did not produce raises."""
+    track = schema.TRACKS[entry["track"]]
+    fresh = [s for s in summaries if s["defense"] == entry["defense"]["label"]
+             and s["config"]["scenario"]["name"] == track.scenario]
+    recorded = {item["sha256"] for item in entry["weights"]}
+    loaded = {sha for summary in fresh for sha in summary.get("weights", {}).values()}
+    if recorded and loaded and loaded != recorded:
+        raise BenchError(f"weights: the rerun loaded weights with sha256 {', '.join(sorted(loaded))}, not the "
+                         "entry's; point the grid's defense at the submitted weights")
+    checks = []
+    for i, result in enumerate(entry["results"]):
+        label, eps = result["attack"]["label"], result["eps"]
+        match = [s for s in fresh if s["attack"] == label and abs(s["eps"] - eps) <= EPS_TOLERANCE]
+        if not match:
+            raise BenchError(f"results[{i}]: the rerun produced no {label!r} cell at eps {eps:g}; the entry's grid "
+                             "no longer builds it, so resubmit from a fresh run")
+        summary = match[0]
+        if summary["config"]["defense"]["config"] != entry["defense"]["config"]:
+            raise BenchError("defense.config: the rerun built a different defense config than the entry records; "
+                             "resubmit from a fresh run of this suite version")
+        for column, values in sorted(result["metrics"].items()):
+            where = f"results[{i}].metrics.{column}"
+            if column not in summary["metrics"]:
+                raise BenchError(f"{where}: the rerun did not measure {column}; resubmit from a fresh run")
+            new = summary["metrics"][column]
+            claimed = values["claimed"]
+            reference, against = (claimed, "claimed") if claimed is not None else (values["measured"], "submitted")
+            checks.append(Check(where, against, float(reference), float(new["value"]),
+                                tolerance(float(reference), float(new["low"]), float(new["high"]))))
+    return checks
+
+
+def verification_record(checks: list[Check], summaries: list[dict[str, Any]], device: str) -> dict[str, Any]:
+    provenance = summaries[0]["provenance"] if summaries else {}
+    failures = [c.describe() for c in checks if not c.passed]
+    return {"passed": not failures, "checked": len(checks),
+            "claimed_checked": sum(c.against == "claimed" for c in checks), "failures": failures,
+            "suite_version": provenance.get("suite_version", ""), "git": provenance.get("git", ""),
+            "device": provenance.get("device", device), "dtype": provenance.get("dtype", ""),
+            "date": provenance.get("date", "")}
+
+
+Rerun = Callable[[dict[str, Any], Path, str], list[dict[str, Any]]]
+
+
+def verify(entry_path: Path, out: Path | None = None, device: str = "cpu",
+           rerun: Rerun = rerun_grid) -> dict[str, Any]:
+    """Validate, rerun, compare, and write the entry back atomically with ``verified`` and its record.
+
+    A failed verification is written too (``verified: false``), so a stale mark never survives; the
+    caller turns ``passed: false`` into exit code 2.
+    """
+    entry_path = Path(entry_path)
+    root = entry_path.parent.parent
+    entry = validate.load_entry(entry_path, root, full=True).entry
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="bench-verify-") as folder:
+            summaries = rerun(entry["grid"], Path(folder) / "run", device)
+    else:
+        summaries = rerun(entry["grid"], Path(out), device)
+    try:
+        checks = compare(entry, summaries)
+    except BenchError as err:
+        raise BenchError(f"{files.shown(entry_path)}: {err}") from None
+    record = verification_record(checks, summaries, device)
+    updated = json.loads(json.dumps(entry))
+    updated["verified"] = record["passed"]
+    updated["verification"] = record
+    schema.check_entry(updated)
+    files.atomic_write_text(entry_path, files.dumps_entry(updated))
+    return record

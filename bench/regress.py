@@ -1,0 +1,106 @@
+"""CI regression of robustness numbers: run a grid and compare every number with a stored baseline.
+
+The tolerance of each number comes from its own bootstrap interval: a measured value may move by
+``Z`` standard errors (the larger of the baseline's and the measurement's) or by a small floor,
+whichever is larger, before it counts as a change. Changes are direction-aware: a number moving the
+worse way fails; one moving the better way is reported and ``--update`` records it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from bench.errors import BenchError
+from bench.store import atomic_write_json
+from bench.tables import long_frame
+
+SCHEMA_VERSION = 1
+Z = 3.0
+ABSOLUTE_FLOOR = 1e-3
+RELATIVE_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    baseline: float
+    measured: float
+    tolerance: float
+    higher_is_better: bool
+
+    @property
+    def delta(self) -> float:
+        return self.measured - self.baseline
+
+    @property
+    def status(self) -> str:
+        if _same(self.baseline, self.measured) or abs(self.delta) <= self.tolerance:
+            return "same"
+        better = self.delta > 0 if self.higher_is_better else self.delta < 0
+        return "improved" if better else "regressed"
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isinf(a) and a == b) or (math.isnan(a) and math.isnan(b))
+
+
+def _standard_error(row: dict[str, Any]) -> float:
+    return (row["high"] - row["low"]) / (2 * 1.959964) if math.isfinite(row["high"] - row["low"]) else 0.0
+
+
+def numbers(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every number of a run, keyed by ``defense|attack|scenario|eps|metric``."""
+    result = {}
+    for row in long_frame(summaries).to_dict(orient="records"):
+        key = f"{row['defense']}|{row['attack']}|{row['scenario']}|{row['eps']:.6g}|{row['metric']}"
+        result[key] = {"value": float(row["value"]), "standard_error": _standard_error(row),
+                       "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}
+    return result
+
+
+def tolerance(baseline: dict[str, Any], measured: dict[str, Any]) -> float:
+    spread = Z * max(baseline["standard_error"], measured["standard_error"])
+    scale = abs(baseline["value"]) if math.isfinite(baseline["value"]) else 0.0
+    return max(spread, ABSOLUTE_FLOOR, RELATIVE_FLOOR * scale)
+
+
+def compare(baseline: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]]) -> list[Change]:
+    missing = sorted(set(baseline) - set(measured))
+    if missing:
+        raise BenchError(f"the run lacks {len(missing)} baseline numbers (first: {missing[0]}); the grid "
+                         "changed: rerun with --update to record a new baseline")
+    return [Change(key, baseline[key]["value"], measured[key]["value"], tolerance(baseline[key], measured[key]),
+                   baseline[key]["higher_is_better"]) for key in sorted(baseline)]
+
+
+def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        raise BenchError(f"baseline {path} does not exist; create it with --update")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BenchError(f"baseline {path} is not valid JSON ({err.msg} at line {err.lineno}); "
+                         "restore it from git or rewrite it with --update") from None
+    if data.get("schema_version") != SCHEMA_VERSION or not isinstance(data.get("numbers"), dict):
+        raise BenchError(f"baseline {path} is not a version-{SCHEMA_VERSION} baseline; rewrite it with --update")
+    return data["numbers"]
+
+
+def write_baseline(path: Path, grid: str, measured: dict[str, dict[str, Any]]) -> None:
+    atomic_write_json(path, {"schema_version": SCHEMA_VERSION, "grid": grid, "numbers": measured})
+
+
+def report(changes: list[Change], show_all: bool = False) -> str:
+    rows = [[c.key.replace("|", " / "), f"{c.baseline:.5g}", f"{c.measured:.5g}", f"{c.delta:+.3g}",
+             f"{c.tolerance:.3g}", "↑" if c.higher_is_better else "↓", c.status]
+            for c in changes if show_all or c.status != "same"]
+    if not rows:
+        return f"all {len(changes)} numbers within tolerance"
+    return tabulate(rows, headers=["number", "baseline", "measured", "delta", "tolerance", "better", "status"],
+                    tablefmt="github")

@@ -1,0 +1,59 @@
+"""Every registered attack, on a tiny seeded VAE: the eps-ball holds after quantisation, outputs are
+8-bit images in [0, 1], and the same seed gives the same output."""
+
+import pytest
+import torch
+
+from bench.base import PIXEL_LEVELS, quantise_into_ball
+from bench.plugins import ATTACKS
+
+EPS = 8 / 255
+
+
+def build(name, **params):
+    cls = ATTACKS.get(name)
+    extra = {"steps": 2} if "steps" in cls.Config.__dataclass_fields__ else {}
+    eps = {} if name == "none" else {"eps": EPS}
+    return cls(cls.make_config({**ATTACKS.preset(name), **eps, **extra, **params}))
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, images):
+    adversarial = build(name)(tiny_defense, images, seed=0)
+    assert adversarial.shape == images.shape
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert (adversarial - images).abs().max() <= EPS + 1e-6
+    levels = adversarial * PIXEL_LEVELS
+    assert torch.allclose(levels, levels.round(), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_same_seed_same_output(name, tiny_defense, images):
+    attack = build(name)
+    first, again = attack(tiny_defense, images, seed=3), attack(tiny_defense, images, seed=3)
+    assert torch.equal(first, again)
+
+
+def test_noise_differs_across_seeds(tiny_defense, images):
+    attack = build("noise")
+    assert not torch.equal(attack(tiny_defense, images, seed=0), attack(tiny_defense, images, seed=1))
+
+
+def test_quantisation_never_leaves_the_ball():
+    torch.manual_seed(0)
+    clean = torch.rand(2, 3, 8, 8)
+    eps = 0.0123
+    wild = clean + (torch.rand_like(clean) * 2 - 1) * (eps + 0.01)
+    projected = quantise_into_ball(wild.clamp(0, 1), clean, eps)
+    assert (projected - clean).abs().max() <= eps + 1e-6
+
+
+def test_pgd_damages_more_than_noise(tiny_defense, images):
+    from attacks.pgd_encoder import reconstruction_loss
+
+    pgd, noise = build("pgd-encoder", steps=5), build("noise")
+    with torch.no_grad():
+        loss = {name: reconstruction_loss(tiny_defense, attack(tiny_defense, images, seed=0), images, 1.0,
+                                          "vgg").mean().item()
+                for name, attack in (("pgd", pgd), ("noise", noise))}
+    assert loss["pgd"] > loss["noise"]
