@@ -102,6 +102,17 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         if not results:
             raise BenchError("the zoo manifest is empty; rebuild models with `bench zoo train NAME`")
         return 0 if all(s == "ok" for s in results.values()) else 2
+    if args.action == "eval":
+        from bench.zoo.evaluate import evaluate
+
+        result = evaluate(args.name, args.n)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"{key:<6} {value['value']:.4g} [{value['low']:.4g}, {value['high']:.4g}]"
+                      if isinstance(value, dict) else f"{key:<6} {value}")
+        return 0
     if args.action == "train":
         from bench.zoo.builders import train
 
@@ -156,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     regress.set_defaults(func=cmd_regress)
 
     zoo = sub.add_parser("zoo", help="the embedded model zoo")
-    zoo.add_argument("action", choices=["ls", "verify", "train"])
+    zoo.add_argument("action", choices=["ls", "verify", "train", "eval"])
     zoo.add_argument("name", nargs="?")
+    zoo.add_argument("--n", type=int, default=500, help="test images for eval")
+    zoo.add_argument("--json", action="store_true", help="eval: print one JSON object")
     zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     zoo.set_defaults(func=cmd_zoo)
 

@@ -117,16 +117,28 @@ class Runner:
 
     def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
         raw, cells = load_grid(grid_path)
-        contexts = [self._context(cell) for cell in cells]  # every input and asset checked before writing
+        pending = [cell for cell in cells if not self._finished(cell)]
+        contexts = {cell.key: self._context(cell) for cell in pending}  # inputs and assets checked first
         self.run.claim(raw, [cell.key for cell in cells], force=self.options.force)
-        return [self.run_cell(context) for context in tqdm(contexts, desc="cells", disable=self.options.quiet)]
+        summaries = []
+        for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
+            if cell.key in contexts:
+                summaries.append(self.run_cell(contexts[cell.key]))
+            else:
+                log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
+                summaries.append(self.run.cell(cell.key).summary())
+        return summaries
+
+    def _finished(self, cell: Cell) -> bool:
+        store = self.run.cell(cell.key)
+        if store.is_complete():
+            store.check_config(cell.resolved())
+            return True
+        return False
 
     def run_cell(self, context: CellContext) -> dict[str, Any]:
         cell, store = context.cell, context.store
         store.check_config(cell.resolved())
-        if store.is_complete():
-            log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
-            return store.summary()
         torch.manual_seed(cell.seed)
         result: ScenarioResult = cell.scenario.build(SCENARIOS).run(context)
         return self._write(cell, store, context, result)

@@ -84,6 +84,7 @@ def render(summaries: list[dict[str, Any]], fmt: str = "md") -> str:
         return json.dumps(long_frame(summaries).to_dict(orient="records"), indent=2)
     headers, rows = wide_table(summaries)
     if fmt == "latex":
-        return tabulate(rows, headers=[h.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
-                                       for h in headers], tablefmt="latex_booktabs")
+        latex = tabulate(rows, headers=[h.replace("↑", "UPARROW").replace("↓", "DOWNARROW") for h in headers],
+                         tablefmt="latex_booktabs")
+        return latex.replace("UPARROW", r"$\uparrow$").replace("DOWNARROW", r"$\downarrow$")
     return tabulate(rows, headers=headers, tablefmt="github")
