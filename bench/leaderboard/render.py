@@ -94,7 +94,9 @@ def render_markdown(entries: list[validate.LoadedEntry]) -> str:
         if not items:
             lines += [f"_No entries yet; add one with `bench submit RUN_DIR --track {track}`._", ""]
             continue
-        columns = columns_of(items)
+        columns = [c for c in columns_of(items) if not info.headline or c.metric in info.headline]
+        if info.headline:
+            lines += [f"Shown: {', '.join(info.headline)}; every measured column is in [index.html](index.html).", ""]
         headers = ["entry", "defense", "paper", "verified"] + [c.header for c in columns]
         rows = []
         for entry in items:

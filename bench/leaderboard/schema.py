@@ -23,10 +23,13 @@ class Track:
     name: str
     scenario: str
     title: str
+    headline: tuple[str, ...] = ()
+    """Metric columns README.md shows (all when empty); index.html always shows every column."""
 
 
 TRACKS = {track.name: track for track in (
-    Track("vae-protection", "reconstruction", "Autoencoder robustness: attacked images through the VAE"),
+    Track("vae-protection", "reconstruction", "Autoencoder robustness: attacked images through the VAE",
+          headline=("latent_shift", "psnr", "lpips", "fid")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
