@@ -28,12 +28,12 @@ class Reconstruction(Scenario):
         for index, batch in context.progress(context.batches(), f"{cell.defense.label} x {cell.attack.label}"):
             stored = context.store.load_batch(index)
             if stored is None:
-                stored = self._evaluate_batch(context, index, batch, clean)
-                context.store.save_batch(index, stored)
-            adversarial.append(stored.pop("adversarial"))
-            reconstructed.append(stored.pop("reconstruction"))
-            for key, values in stored.items():
-                columns.setdefault(key, []).append(values)
+                context.store.save_batch(index, self._evaluate_batch(context, index, batch, clean))
+                stored = context.store.load_batch(index)
+            adversarial.append(stored["adversarial"])
+            reconstructed.append(stored["reconstruction"])
+            for key in sample_columns(context):
+                columns.setdefault(key, []).append(stored[key])
         samples = pd.DataFrame({"index": range(len(images)),
                                 **{k: torch.cat(v).double().numpy() for k, v in columns.items()}})
         reconstructed_all = torch.cat(reconstructed)
@@ -62,6 +62,11 @@ class Reconstruction(Scenario):
                     out[f"{label}_vs_clean_rec"] = metric.per_sample(reconstruction.float(),
                                                                      clean_reconstruction).float().cpu()
         return out
+
+
+def sample_columns(context: CellContext) -> list[str]:
+    paired = [label for label, metric in context.metrics.items() if metric.kind == "paired"]
+    return ["linf", "latent_shift", *paired, *(f"{label}_vs_clean_rec" for label in paired)]
 
 
 def _data_identity(context: CellContext) -> dict:
