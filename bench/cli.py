@@ -63,7 +63,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
     baseline = None if args.update and not baseline_path.exists() else regress.load_baseline(baseline_path)
     options = RunOptions(device=args.device, quiet=args.quiet)
     with tempfile.TemporaryDirectory(prefix="bench-regress-") as tmp:
-        measured = regress.numbers(Runner(args.out or tmp, options).run_grid(args.grid))
+        runner = Runner(args.out or tmp, options)
+        runner.run_grid(args.grid)
+        measured = regress.numbers(runner.run)
     if baseline is None:
         regress.write_baseline(baseline_path, args.grid, measured)
         print(f"wrote a new baseline of {len(measured)} numbers to {baseline_path}")
@@ -121,6 +123,20 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     raise BenchError(f"unknown zoo action {args.action!r}")
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench.perf import machine, run_perf
+
+    results = run_perf(batch=args.batch, repeats=args.repeats, device=args.device)
+    if args.json:
+        print(json.dumps({"machine": machine(), "results": results}))
+    else:
+        print(f"machine: {machine()}")
+        print(tabulate(results, headers="keys", tablefmt="github"))
+    return 0
+
+
 def cmd_assets(args: argparse.Namespace) -> int:
     from bench.assets import fetch_all, sha256_file
 
@@ -173,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--json", action="store_true", help="eval: print one JSON object")
     zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     zoo.set_defaults(func=cmd_zoo)
+
+    perf = sub.add_parser("perf", help="throughput of the hot paths on this machine (see BENCHMARKS.md)")
+    perf.add_argument("--batch", type=int, default=16)
+    perf.add_argument("--repeats", type=int, default=3)
+    perf.add_argument("--device", default="cpu")
+    perf.add_argument("--json", action="store_true")
+    perf.set_defaults(func=cmd_perf)
 
     assets = sub.add_parser("assets", help="fetch and convert the real LPIPS and FID Inception weights")
     assets.add_argument("action", choices=["fetch"])

@@ -1,8 +1,10 @@
 """CI regression of robustness numbers: run a grid and compare every number with a stored baseline.
 
-The tolerance of each number comes from its own bootstrap interval: a measured value may move by
-``Z`` standard errors (the larger of the baseline's and the measurement's) or by a small floor,
-whichever is larger, before it counts as a change. Changes are direction-aware: a number moving the
+The tolerance of each number comes from the stored per-sample values. For a per-sample mean, the
+baseline keeps the values themselves, and the tolerance is ``Z`` standard errors of the paired
+per-image differences (the same images are measured each time, so a uniform shift is detected far
+below the spread across images); for a set statistic (FID, KID) it is ``Z`` bootstrap standard
+errors. A small absolute and relative floor absorbs floating-point noise across machines. Changes are direction-aware: a number moving the
 worse way fails; one moving the better way is reported and ``--update`` records it.
 """
 
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from tabulate import tabulate
 
 from bench.errors import BenchError
-from bench.store import atomic_write_json
+from bench.store import RunStore, atomic_write_json
 from bench.tables import long_frame
 
 SCHEMA_VERSION = 1
@@ -54,18 +58,39 @@ def _standard_error(row: dict[str, Any]) -> float:
     return (row["high"] - row["low"]) / (2 * 1.959964) if math.isfinite(row["high"] - row["low"]) else 0.0
 
 
-def numbers(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every number of a run, keyed by ``defense|attack|scenario|eps|metric``."""
+def numbers(run: RunStore) -> dict[str, dict[str, Any]]:
+    """Every number of a finished run, keyed by ``defense|attack|scenario|eps|metric``, with the
+    per-sample values of per-sample means."""
     result = {}
-    for row in long_frame(summaries).to_dict(orient="records"):
-        key = f"{row['defense']}|{row['attack']}|{row['scenario']}|{row['eps']:.6g}|{row['metric']}"
-        result[key] = {"value": float(row["value"]), "standard_error": _standard_error(row),
-                       "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}
+    for key in run.cell_keys():
+        cell = run.cell(key)
+        summary = cell.summary()
+        samples = pd.read_csv(cell.folder / "samples.csv")
+        for row in long_frame([summary]).to_dict(orient="records"):
+            name = f"{row['defense']}|{row['attack']}|{row['scenario']}|{row['eps']:.6g}|{row['metric']}"
+            entry = {"value": float(row["value"]), "standard_error": _standard_error(row),
+                     "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}
+            if summary["metrics"][row["metric"]].get("kind") == "mean" and row["metric"] in samples:
+                entry["samples"] = [float(v) for v in samples[row["metric"]]]
+            result[name] = entry
     return result
 
 
+def _paired_standard_error(baseline: dict[str, Any], measured: dict[str, Any]) -> float | None:
+    a, b = baseline.get("samples"), measured.get("samples")
+    if a is None or b is None or len(a) != len(b) or len(a) < 2:
+        return None
+    differences = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    differences = differences[np.isfinite(differences)]
+    if len(differences) < 2:
+        return 0.0
+    return float(differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
 def tolerance(baseline: dict[str, Any], measured: dict[str, Any]) -> float:
-    spread = Z * max(baseline["standard_error"], measured["standard_error"])
+    paired = _paired_standard_error(baseline, measured)
+    standard_error = paired if paired is not None else max(baseline["standard_error"], measured["standard_error"])
+    spread = Z * standard_error
     scale = abs(baseline["value"]) if math.isfinite(baseline["value"]) else 0.0
     return max(spread, ABSOLUTE_FLOOR, RELATIVE_FLOOR * scale)
 

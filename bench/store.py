@@ -31,6 +31,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
 
 
@@ -43,6 +44,7 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

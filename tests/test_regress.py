@@ -23,6 +23,15 @@ def test_direction_aware_comparison():
     assert {c.status for c in regress.compare(baseline, better)} == {"improved"}
 
 
+def test_paired_tolerance_detects_a_shift_smaller_than_the_spread_across_images():
+    values = [10.0, 20.0, 30.0, 40.0]
+    baseline = {"a|psnr": {**number(25.0, 5.0), "samples": values}}
+    shifted = {"a|psnr": {**number(24.5, 5.0), "samples": [v - 0.5 + 0.01 * i for i, v in enumerate(values)]}}
+    assert regress.compare(baseline, shifted)[0].status == "regressed"
+    unpaired = {"a|psnr": number(24.5, 5.0)}
+    assert regress.compare(baseline, unpaired)[0].status == "same"
+
+
 def test_tolerance_comes_from_the_standard_error_with_a_floor():
     wide = regress.tolerance(number(25.0, 0.5), number(25.0, 0.4))
     assert wide == pytest.approx(regress.Z * 0.5)
