@@ -138,7 +138,8 @@ def quantise_into_ball(adversarial: torch.Tensor, clean: torch.Tensor, eps: floa
 
 class Metric(Plugin):
     """A quality measure. ``paired`` metrics give one value per sample from (images, references);
-    ``set`` metrics compare two sets through per-sample features."""
+    ``set`` metrics compare two sets through per-sample features; ``text``: ``per_sample_text(images,
+    captions) -> (N,)``, ``label``: ``per_sample_labels(images, labels, class_names) -> (N,)``."""
 
     higher_is_better: ClassVar[bool] = True
     kind: ClassVar[str] = "paired"
@@ -157,5 +158,7 @@ class Metric(Plugin):
 class Scenario(Plugin):
     """How a cell is evaluated: which images go through which model, and what is measured."""
 
-    def run(self, context: Any) -> None:
+    metric_kinds: ClassVar[tuple[str, ...]] = ("paired", "set")
+
+    def run(self, context: Any) -> Any:
         raise NotImplementedError

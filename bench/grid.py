@@ -88,6 +88,15 @@ def _plugin(registry, entry: Any, where: str, extra: dict | None = None) -> Plug
     return PluginSpec(name, config, cls.version, str(label))
 
 
+def _check_metric_kinds(metrics: tuple[PluginSpec, ...], scenario: PluginSpec, where: str) -> None:
+    kinds = SCENARIOS.get(scenario.name).metric_kinds
+    for metric in metrics:
+        kind = METRICS.get(metric.name).kind
+        if kind not in kinds:
+            raise BenchError(f"{where}: scenario {scenario.name!r} does not compute {kind} metrics like "
+                             f"{metric.name!r} (it computes {' and '.join(kinds)} metrics); drop it from metrics:")
+
+
 def _as_list(value: Any, key: str) -> list:
     if value is None:
         return []
@@ -172,8 +181,10 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         if settings["batch_size"] < 1:
             raise BenchError(f"{where}: batch_size must be at least 1")
         data = DataSpec(**{**data_raw, "n": settings["n"]})
+        scenario_spec = _plugin(SCENARIOS, scenario, where)
+        _check_metric_kinds(metric_specs, scenario_spec, where)
         cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=_plugin(ATTACKS, attack, where, attack_extra),
-                    scenario=_plugin(SCENARIOS, scenario, where), metrics=metric_specs, data=data,
+                    scenario=scenario_spec, metrics=metric_specs, data=data,
                     seed=settings["seed"], batch_size=settings["batch_size"])
         if cell.key not in seen:
             seen.add(cell.key)

@@ -52,6 +52,7 @@ def test_key_is_stable_and_follows_the_config():
     ({**BASE, "attacks": [{"name": "pgd-encoder", "steps": "many"}]}, "must be a number"),
     ({**BASE, "attacks": [{"name": "noise", "eps": -0.1}]}, "outside \\[0, 1\\]"),
     ({**BASE, "data": {"split": "dev"}}, "unknown split"),
+    ({**BASE, "metrics": ["psnr", "zero-shot"]}, "does not compute label metrics"),
     ({**BASE, "defenses": []}, "missing or empty"),
     ({**BASE, "exclude": [{"attack": "noise"}, {"attack": "pgd-encoder"}]}, "every cell is excluded"),
 ])
