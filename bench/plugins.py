@@ -24,6 +24,12 @@ METRICS.register("ssim", "bench.metrics.ssim:SSIM", "structural similarity (torc
 METRICS.register("lpips", "bench.metrics.lpips:LPIPS", "LPIPS v0.1, real AlexNet/VGG weights")
 METRICS.register("fid", "bench.metrics.fid:FID", "Frechet Inception Distance, real FID Inception")
 METRICS.register("kid", "bench.metrics.kid:KID", "Kernel Inception Distance, real FID Inception")
+METRICS.register("clip-score", "bench.metrics.clip_score:ClipScore", "image-caption CLIP cosine x 100, clamped at 0")
+METRICS.register("clip-sim", "bench.metrics.clip_sim:ClipSim", "cosine of the CLIP image embeddings of a pair")
+METRICS.register("clip-w1", "bench.metrics.clip_w1:ClipW1",
+                 "AELIF: 1-D W1 between the coordinate values of a pair's CLIP embeddings")
+METRICS.register("clip-fd", "bench.metrics.clip_fd:ClipFD", "Frechet distance of two sets of CLIP embeddings")
+METRICS.register("zero-shot", "bench.metrics.zero_shot:ZeroShot", "CLIP zero-shot accuracy against class names")
 
 SCENARIOS.register("reconstruction", "bench.scenarios.reconstruction:Reconstruction",
                    "attacked images through the autoencoder: fidelity to x and to D(E(x)), latent shift")

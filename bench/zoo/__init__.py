@@ -56,9 +56,10 @@ def verify_all() -> dict[str, str]:
 
 
 def record(name: str, folder: Path, info: dict[str, Any]) -> None:
-    """Write a model's file hashes and training facts into the manifest, atomically."""
+    """Write a model's file hashes (keyed by their path inside ``folder``, subfolders included) and
+    training facts into the manifest, atomically."""
     entries = manifest()
-    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    files = {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     entries[name] = {"path": str(folder.relative_to(ZOO_DIR)), "files": files, **info}
     tmp = MANIFEST.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
