@@ -8,8 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.errors import BenchError
-from bench.zoo import WEIGHTS_DIR, record
-from bench.zoo import train_clip, train_ddpm, train_ldm, train_srl, train_vae
+from bench.zoo import WEIGHTS_DIR, record, train_clip, train_ddpm, train_ldm, train_srl, train_vae
 
 
 @dataclass(frozen=True)
