@@ -18,6 +18,7 @@ class UniformNoise(Attack):
     """
 
     name = "noise"
+    uses_model = False
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = (torch.rand(images.shape, generator=generator) * 2 - 1) * self.config.eps

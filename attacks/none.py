@@ -17,6 +17,7 @@ class NoAttackConfig(AttackConfig):
 class NoAttack(Attack):
     name = "none"
     Config = NoAttackConfig
+    uses_model = False
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images.clone()

@@ -73,3 +73,6 @@ class PGDEncoder(Attack):
             delta = (delta.detach() + cfg.step_size * grad.sign()).clamp(-cfg.eps, cfg.eps)
             delta = (images + delta).clamp(0, 1) - images
         return images + delta
+
+    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
+        return reconstruction_loss(model, adversarial, clean, self.config.lpips_weight, self.config.lpips_net)

@@ -83,7 +83,9 @@ class Defense(Plugin):
     """A model under test that maps images to latents and back.
 
     ``encode`` returns the latent mean and must be differentiable, so white-box attacks can run
-    against the defended model itself.
+    against the defended model itself. ``attack_view`` is what a white-box (adaptive) attacker
+    differentiates: the model itself, or, for a defense with a non-differentiable or very costly
+    step, a stated approximation of it (BPDA, Athalye et al. 2018, arXiv:1802.00420).
     """
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Defense:
@@ -102,6 +104,13 @@ class Defense(Plugin):
         """Files this defense loaded, mapped to their sha256, for provenance."""
         return {}
 
+    def attack_view(self) -> Defense:
+        return self
+
+    def view_identity(self) -> dict[str, Any]:
+        """What the attack view computes; two defenses with equal identities are attacked once."""
+        return {"name": self.name, "config": dataclasses.asdict(self.config)}
+
 
 @dataclass(frozen=True)
 class AttackConfig:
@@ -114,12 +123,29 @@ class AttackConfig:
 class Attack(Plugin):
     """An L-inf bounded perturbation. Subclasses implement ``perturb``; calling the attack also
     projects onto the eps-ball, clamps to [0, 1] and quantises to 8 bits (as a saved PNG would be),
-    staying inside the ball after quantisation."""
+    staying inside the ball after quantisation (``eps`` 1 leaves the L-inf ball unconstrained, for
+    attacks with another budget).
+
+    ``uses_model``: False for model-free perturbations (noise), which have no threat model.
+    ``requirements()``: what the model handed to ``perturb`` must offer beyond encode/decode, e.g.
+    ``{"diffusion"}`` (a denoiser and a text encoder: ``bench.editing.Editor``); the grid refuses a
+    scenario that cannot provide it. ``objective`` scores adversarial images on a model, higher
+    meaning a more successful attack; the adaptive threat model uses it to keep, per image, the
+    stronger of the white-box and the transferred perturbation.
+    """
 
     Config: ClassVar[type] = AttackConfig
+    uses_model: ClassVar[bool] = True
+
+    def requirements(self) -> frozenset[str]:
+        return frozenset()
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor | None:
+        """(N,) attack success on ``model`` (higher = stronger), or None where there is no objective."""
+        return None
 
     def __call__(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
         generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -156,9 +182,25 @@ class Metric(Plugin):
 
 
 class Scenario(Plugin):
-    """How a cell is evaluated: which images go through which model, and what is measured."""
+    """How a cell is evaluated: which images go through which model, and what is measured.
+    ``provides``: the attack requirements the scenario can meet (see ``Attack.requirements``)."""
 
     metric_kinds: ClassVar[tuple[str, ...]] = ("paired", "set")
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     def run(self, context: Any) -> Any:
         raise NotImplementedError
+
+    def check_data(self, images: Any) -> None:
+        """Refuse, before anything is written, an image set the scenario cannot evaluate."""
+
+    def attack_model(self, context: Any, defense: Defense) -> Any:
+        """What an attack targeting ``defense`` is handed (white-box)."""
+        return defense.attack_view()
+
+    def attack_model_identity(self, context: Any, defense: Defense) -> dict[str, Any]:
+        return defense.view_identity()
+
+    def evaluation_model(self, context: Any, defense: Defense) -> Any:
+        """The defended system as the scenario evaluates it (objectives of adaptive selection)."""
+        return defense

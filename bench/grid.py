@@ -22,9 +22,12 @@ from bench.errors import BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 
 GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
-             "metrics", "defenses", "attacks", "eps", "exclude", "overrides"}
+             "metrics", "defenses", "attacks", "eps", "exclude", "overrides", "threat_models", "transfer_source"}
 CELL_KEYS = {"n", "seed", "batch_size"}
-MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed"}
+MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed", "threat_model"}
+THREAT_MODELS = ("adaptive", "transfer")
+MODEL_FREE = "none"
+DEFAULT_TRANSFER_SOURCE = "vae-kl"
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,14 @@ class PluginSpec:
         return instance
 
 
+
 @dataclass(frozen=True)
 class Cell:
+    """One evaluation. ``threat_model``: ``adaptive`` (crafted against ``defense`` itself, white-box;
+    where the grid names a ``transfer_source`` the transferred perturbation is a second candidate),
+    ``transfer`` (crafted against ``transfer_source``, then fed to ``defense``), or ``none`` for a
+    model-free attack."""
+
     defense: PluginSpec
     attack: PluginSpec
     scenario: PluginSpec
@@ -54,11 +63,15 @@ class Cell:
     data: DataSpec
     seed: int
     batch_size: int
+    threat_model: str = "adaptive"
+    transfer_source: PluginSpec | None = None
 
     def resolved(self) -> dict[str, Any]:
         return {"defense": self.defense.as_dict(), "attack": self.attack.as_dict(),
                 "scenario": self.scenario.as_dict(), "metrics": [m.as_dict() for m in self.metrics],
-                "data": dataclasses.asdict(self.data), "seed": self.seed, "batch_size": self.batch_size}
+                "data": dataclasses.asdict(self.data), "seed": self.seed, "batch_size": self.batch_size,
+                "threat_model": self.threat_model,
+                "transfer_source": self.transfer_source.as_dict() if self.transfer_source else None}
 
     @property
     def key(self) -> str:
@@ -86,6 +99,32 @@ def _plugin(registry, entry: Any, where: str, extra: dict | None = None) -> Plug
     except BenchError as err:
         raise BenchError(f"{where}: {err}") from None
     return PluginSpec(name, config, cls.version, str(label))
+
+
+def _check_requirements(attack: PluginSpec, scenario: PluginSpec, where: str) -> None:
+    needed = attack.build(ATTACKS).requirements()
+    missing = needed - SCENARIOS.get(scenario.name).provides
+    if missing:
+        raise BenchError(f"{where}: attack {attack.name!r} needs a {' and a '.join(sorted(missing))} model, which "
+                         f"scenario {scenario.name!r} does not provide; use scenario img2img-edit or change the "
+                         "attack's settings")
+
+
+def _uses_model(entry: Any) -> bool:
+    name = entry.get("name") if isinstance(entry, dict) else entry
+    return not isinstance(name, str) or ATTACKS.get(name).uses_model
+
+
+def _threat_models(raw: dict[str, Any], source: str) -> list[str]:
+    threats = _as_list(raw.get("threat_models", ["adaptive"]), "threat_models")
+    for threat in threats:
+        if threat not in THREAT_MODELS:
+            close = difflib.get_close_matches(str(threat), THREAT_MODELS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use {' or '.join(THREAT_MODELS)}"
+            raise BenchError(f"{source}: unknown threat model {threat!r}; {hint}")
+    if not threats:
+        raise BenchError(f"{source}: `threat_models:` is empty; list adaptive and/or transfer")
+    return threats
 
 
 def _check_metric_kinds(metrics: tuple[PluginSpec, ...], scenario: PluginSpec, where: str) -> None:
@@ -158,14 +197,19 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         _check_keys(rule.get("match") or {}, MATCH_KEYS, f"{source}: overrides[{i}].match")
 
     batch_size = raw.get("batch_size", 16)
+    threats = _threat_models(raw, source)
+    transfer_raw = raw.get("transfer_source", DEFAULT_TRANSFER_SOURCE if "transfer" in threats else None)
+    transfer = _plugin(DEFENSES, transfer_raw, f"{source}: transfer_source") if transfer_raw else None
     cells: list[Cell] = []
     seen: set[str] = set()
     metric_specs = tuple(_plugin(METRICS, m, f"{source}: metrics") for m in metrics_raw)
-    for defense, attack, scenario, seed, eps in itertools.product(
-            raw["defenses"], raw["attacks"], scenarios, seeds, eps_axis or [None]):
+    for defense, attack, scenario, seed, eps, threat in itertools.product(
+            raw["defenses"], raw["attacks"], scenarios, seeds, eps_axis or [None], threats):
         attack_name = _entry_name(attack)
+        if not _uses_model(attack):
+            threat = MODEL_FREE
         axes = {"defense": _entry_name(defense), "attack": attack_name, "scenario": _entry_name(scenario),
-                "seed": seed, "eps": eps}
+                "seed": seed, "eps": eps, "threat_model": threat}
         if any(_matches(rule, axes) for rule in excludes):
             continue
         settings: dict[str, Any] = {"n": data_raw.get("n", 64), "seed": seed, "batch_size": batch_size}
@@ -183,9 +227,12 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         data = DataSpec(**{**data_raw, "n": settings["n"]})
         scenario_spec = _plugin(SCENARIOS, scenario, where)
         _check_metric_kinds(metric_specs, scenario_spec, where)
-        cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=_plugin(ATTACKS, attack, where, attack_extra),
+        attack_spec = _plugin(ATTACKS, attack, where, attack_extra)
+        _check_requirements(attack_spec, scenario_spec, where)
+        cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=attack_spec,
                     scenario=scenario_spec, metrics=metric_specs, data=data,
-                    seed=settings["seed"], batch_size=settings["batch_size"])
+                    seed=settings["seed"], batch_size=settings["batch_size"], threat_model=threat,
+                    transfer_source=None if threat == MODEL_FREE else transfer)
         if cell.key not in seen:
             seen.add(cell.key)
             cells.append(cell)

@@ -13,6 +13,14 @@ ATTACKS.register("none", "attacks.none:NoAttack", "the clean images (the fidelit
 ATTACKS.register("noise", "attacks.noise:UniformNoise", "uniform noise in the L-inf ball (control)")
 ATTACKS.register("pgd-encoder", "attacks.pgd_encoder:PGDEncoder",
                  "SRL-VAE eq. 5: PGD maximising MSE + lambda*LPIPS of the reconstruction")
+ATTACKS.register("photoguard", "attacks.photoguard:PhotoGuard",
+                 "PhotoGuard encoder attack: PGD pulling E(x') toward a target latent (zero)")
+ATTACKS.register("photoguard-diffusion", "attacks.photoguard:PhotoGuard",
+                 "PhotoGuard diffusion attack: PGD through a few img2img denoising steps",
+                 preset={"variant": "diffusion", "eps": 0.05, "step_size": 0.003, "steps": 200})
+ATTACKS.register("mist", "attacks.mist:Mist", "MIST: textural + semantic (AdvDM) losses, fused by default")
+ATTACKS.register("glaze-like", "attacks.glaze_like:GlazeLike",
+                 "open Glaze approximation: latent pulled to a style-shifted target under an LPIPS penalty")
 
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
@@ -24,6 +32,12 @@ DEFENSES.register("srl-vae-a0.1", "defenses.vae:AutoencoderKLDefense",
                   "SRL-VAE with originality weight alpha 0.1 (Table 4 sweep)", preset={"model": "srl-vae-a0.1"})
 DEFENSES.register("srl-vae-a0.001", "defenses.vae:AutoencoderKLDefense",
                   "SRL-VAE with originality weight alpha 0.001 (Table 4 sweep)", preset={"model": "srl-vae-a0.001"})
+DEFENSES.register("jpeg", "defenses.jpeg:JPEGPurifier", "JPEG (quality 75) before the wrapped VAE (model: vae-kl)")
+DEFENSES.register("gaussian-noise", "defenses.gaussian_noise:GaussianNoisePurifier",
+                  "Gaussian noise (sigma 0.05) before the wrapped VAE")
+DEFENSES.register("rescale", "defenses.rescale:RescalePurifier", "down- and up-scaling by 2 (bicubic) before the wrapped VAE")
+DEFENSES.register("impress", "defenses.impress:ImpressPurifier",
+                  "IMPRESS consistency purification (x ~ D(E(x)) under an LPIPS bound) before the wrapped VAE")
 
 METRICS.register("psnr", "bench.metrics.psnr:PSNR", "peak signal-to-noise ratio, dB (torchmetrics)")
 METRICS.register("ssim", "bench.metrics.ssim:SSIM", "structural similarity (torchmetrics)")
@@ -39,5 +53,7 @@ METRICS.register("zero-shot", "bench.metrics.zero_shot:ZeroShot", "CLIP zero-sho
 
 SCENARIOS.register("reconstruction", "bench.scenarios.reconstruction:Reconstruction",
                    "attacked images through the autoencoder: fidelity to x and to D(E(x)), latent shift")
+SCENARIOS.register("img2img-edit", "bench.scenarios.img2img_edit:Img2ImgEdit",
+                   "clean and protected images edited alike (SD img2img, strength 0.5): do the edits differ?")
 
 REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "metrics": METRICS, "scenarios": SCENARIOS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -55,14 +56,35 @@ class ScenarioResult:
 
 
 class CellContext:
-    """What a scenario needs to evaluate one cell."""
+    """What a scenario needs to evaluate one cell. ``defense_for`` builds (once per run) the defense
+    of a spec, e.g. the transfer source; the scenario decides what model an attack is handed
+    (``Scenario.attack_model``) and what the defended system is (``Scenario.evaluation_model``)."""
 
     def __init__(self, cell: Cell, store: CellStore, run: RunStore, defense: Defense, attack: Attack,
-                 metrics: dict[str, Metric], images: data_module.ImageSet, options: RunOptions):
+                 metrics: dict[str, Metric], images: data_module.ImageSet, options: RunOptions,
+                 scenario: Any = None, defense_for: Callable[[PluginSpec], Defense] | None = None):
         self.cell, self.store, self.run = cell, store, run
         self.defense, self.attack, self.metrics = defense, attack, metrics
         self.data, self.options = images, options
         self.device = options.torch_device
+        self.scenario = scenario
+        self._defense_for = defense_for or (lambda spec: defense)
+
+    def defense_for(self, spec: PluginSpec) -> Defense:
+        return self._defense_for(spec)
+
+    def attack_model(self, spec: PluginSpec) -> Any:
+        """The model a white-box attack differentiates when it targets the defense of ``spec``."""
+        return self.scenario.attack_model(self, self.defense_for(spec))
+
+    def attack_model_identity(self, spec: PluginSpec) -> dict[str, Any]:
+        return self.scenario.attack_model_identity(self, self.defense_for(spec))
+
+    def evaluation_model(self, spec: PluginSpec) -> Any:
+        return self.scenario.evaluation_model(self, self.defense_for(spec))
+
+    def data_identity(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cell.data)
 
     def batches(self) -> list[tuple[int, slice]]:
         n, size = len(self.data.images), self.cell.batch_size
@@ -110,9 +132,14 @@ class Runner:
     def _context(self, cell: Cell) -> CellContext:
         device = self.options.torch_device
         metrics = {metric_label(m): m.build(METRICS).prepare(device) for m in cell.metrics}
+        if cell.transfer_source is not None:
+            self._defense(cell.transfer_source)
+        scenario = cell.scenario.build(SCENARIOS).prepare(device)
+        images = self._images(cell.data)
+        scenario.check_data(images)
         return CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
-                           cell.attack.build(ATTACKS).prepare(device), metrics, self._images(cell.data),
-                           self.options)
+                           cell.attack.build(ATTACKS).prepare(device), metrics, images,
+                           self.options, scenario, self._defense)
 
     def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
         raw, cells = load_grid(grid_path)
@@ -139,7 +166,7 @@ class Runner:
         cell, store = context.cell, context.store
         store.check_config(cell.resolved())
         torch.manual_seed(cell.seed)
-        result: ScenarioResult = cell.scenario.build(SCENARIOS).run(context)
+        result: ScenarioResult = context.scenario.run(context)
         return self._write(cell, store, context, result)
 
     def _write(self, cell: Cell, store: CellStore, context: CellContext, result: ScenarioResult) -> dict:
@@ -148,7 +175,7 @@ class Runner:
             save_pngs(store.folder / "images", result.images)
         metrics: dict[str, Any] = {}
         for column in result.samples.columns:
-            if column == "index":
+            if column in RECORD_ONLY_COLUMNS:
                 continue
             estimate = mean_interval(result.samples[column].to_numpy(), seed=cell.seed)
             metrics[column] = {**estimate.as_dict(), "higher_is_better": higher_is_better(column, context),
@@ -158,6 +185,10 @@ class Runner:
                                "kind": "set"}
         summary = {"key": cell.key, "defense": cell.defense.label, "attack": cell.attack.label,
                    "scenario": cell.scenario.label, "eps": cell.eps, "n": len(result.samples),
+                   "threat_model": cell.threat_model,
+                   "transfer_source": cell.transfer_source.label if cell.transfer_source else None,
+                   **({"transfer_kept_fraction": float(result.samples["transfer_kept"].mean())}
+                      if "transfer_kept" in result.samples else {}),
                    "config": cell.resolved(), "metrics": metrics,
                    "weights": context.defense.weights(),
                    "provenance": provenance(self.options.torch_device, self.options.torch_dtype, cell.seed)}
@@ -165,14 +196,20 @@ class Runner:
         return summary
 
 
-LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf")
+LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf", "lpips_input")
+RECORD_ONLY_COLUMNS = ("index", "transfer_kept")
+"""Per-sample columns kept in samples.csv but not summarised as metrics."""
 
 
 def higher_is_better(column: str, context: CellContext) -> bool:
-    if column in LOWER_IS_BETTER_COLUMNS:
+    """Direction of a result column: a scenario quantity, or the metric it was computed with
+    (``psnr_vs_clean_rec`` and ``clean_rec_psnr`` are PSNR)."""
+    base = column.removeprefix("clean_rec_").split("_vs_")[0]
+    if base in LOWER_IS_BETTER_COLUMNS:
         return False
-    base = column.split("_vs_")[0]
     metric = context.metrics.get(base)
+    if metric is None and base in METRICS:
+        metric = METRICS.get(base)
     return bool(metric.higher_is_better) if metric is not None else True
 
 
@@ -191,10 +228,12 @@ def save_pngs(folder: Path, images: dict[str, torch.Tensor]) -> None:
 
 
 def set_metric_estimates(metrics: dict[str, Metric], images: torch.Tensor,
-                         reference_features: dict[str, torch.Tensor], seed: int) -> dict[str, Estimate]:
-    """FID/KID of ``images`` against reference features (one tensor per feature space), with intervals."""
+                         reference_features: dict[str, torch.Tensor], seed: int,
+                         features: dict[str, torch.Tensor] | None = None) -> dict[str, Estimate]:
+    """FID/KID of ``images`` against reference features (one tensor per feature space), with intervals;
+    ``features`` may hold the images' features already computed."""
     estimates = {}
-    features_by_space: dict[str, torch.Tensor] = {}
+    features_by_space: dict[str, torch.Tensor] = dict(features or {})
     for label, metric in metrics.items():
         if metric.kind != "set":
             continue

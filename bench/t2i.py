@@ -81,7 +81,7 @@ def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickl
     try:
         return pipeline_class.from_pretrained(
             str(local) if local.exists() else model, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False, use_safetensors=None if trust_pickle else True, torch_dtype=dtype)
+            requires_safety_checker=False, use_safetensors=None if trust_pickle else True, dtype=dtype)
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"cannot load pipeline {model!r} ({first_line[:160]}); download it with "

@@ -12,7 +12,7 @@ from tabulate import tabulate
 from bench.errors import BenchError
 
 FORMATS = ("md", "csv", "json", "latex")
-LEADING_COLUMNS = ("linf", "latent_shift")
+LEADING_COLUMNS = ("linf", "lpips_input", "latent_shift")
 
 
 def long_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
@@ -46,9 +46,10 @@ def _cell_text(row: pd.Series) -> str:
 def _ordered_metrics(frame: pd.DataFrame) -> list[str]:
     seen = list(dict.fromkeys(frame["metric"]))
     leading = [m for m in LEADING_COLUMNS if m in seen]
-    plain = [m for m in seen if m not in leading and "_vs_" not in m]
+    trailing = [m for m in seen if m.startswith("clean_rec_")]
+    plain = [m for m in seen if m not in leading and m not in trailing and "_vs_" not in m]
     versus = [m for m in seen if "_vs_" in m]
-    return leading + plain + versus
+    return leading + plain + versus + trailing
 
 
 def wide_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

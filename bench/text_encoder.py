@@ -30,8 +30,11 @@ def minilm_folder() -> Path:
 def load_text_encoder():
     """(tokenizer, BertModel), frozen, in eval mode; prompts are padded/truncated to 16 tokens."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from bench.assets import verify_sha256
+
+    transformers_logging.disable_progress_bar()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = minilm_folder()

@@ -106,3 +106,7 @@ class AutoencoderKLDefense(Defense):
         if self._folder is None:
             return {}
         return {str(p): sha256_file(p) for p in sorted(self._folder.glob("*.safetensors"))}
+
+    def view_identity(self) -> dict:
+        return {"autoencoder": {"model": self.config.model, "subfolder": self.config.subfolder,
+                                "latent": self.config.latent}}

@@ -1,5 +1,6 @@
-"""Every registered attack, on a tiny seeded VAE: the eps-ball holds after quantisation, outputs are
-8-bit images in [0, 1], and the same seed gives the same output."""
+"""Every registered attack, on a tiny seeded VAE (and, for attacks on the diffusion model, the tiny
+SD pipeline around it): the eps-ball holds after quantisation, outputs are 8-bit images in [0, 1],
+and the same seed gives the same output."""
 
 import pytest
 import torch
@@ -17,9 +18,14 @@ def build(name, **params):
     return cls(cls.make_config({**ATTACKS.preset(name), **eps, **extra, **params}))
 
 
+def target_for(attack, tiny_defense, tiny_editor):
+    return tiny_editor if "diffusion" in attack.requirements() else tiny_defense
+
+
 @pytest.mark.parametrize("name", ATTACKS.names())
-def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, images):
-    adversarial = build(name)(tiny_defense, images, seed=0)
+def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, tiny_editor, images):
+    attack = build(name)
+    adversarial = attack(target_for(attack, tiny_defense, tiny_editor), images, seed=0)
     assert adversarial.shape == images.shape
     assert adversarial.min() >= 0 and adversarial.max() <= 1
     assert (adversarial - images).abs().max() <= EPS + 1e-6
@@ -28,10 +34,24 @@ def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, images):
 
 
 @pytest.mark.parametrize("name", ATTACKS.names())
-def test_same_seed_same_output(name, tiny_defense, images):
+def test_same_seed_same_output(name, tiny_defense, tiny_editor, images):
     attack = build(name)
-    first, again = attack(tiny_defense, images, seed=3), attack(tiny_defense, images, seed=3)
+    model = target_for(attack, tiny_defense, tiny_editor)
+    first, again = attack(model, images, seed=3), attack(model, images, seed=3)
     assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if ATTACKS.get(n).uses_model])
+def test_the_attack_improves_its_own_objective_over_noise(name, tiny_defense, tiny_editor, images):
+    """What adaptive selection relies on: ``objective`` is higher for the attack's own output than
+    for uniform noise of the same budget."""
+    attack = build(name, steps=10)
+    model = target_for(attack, tiny_defense, tiny_editor)
+    with torch.no_grad():
+        crafted = attack.objective(model, attack(model, images, seed=0), images, seed=0)
+        noise = attack.objective(model, build("noise")(model, images, seed=0), images, seed=0)
+    assert crafted.shape == (len(images),)
+    assert crafted.mean() > noise.mean()
 
 
 def test_noise_differs_across_seeds(tiny_defense, images):

@@ -72,3 +72,28 @@ def test_malformed_yaml_names_the_line(tmp_path):
 def test_shipped_grids_validate(name):
     raw, cells = load_grid(f"grids/{name}.yaml")
     assert cells and yaml.safe_dump(raw)
+
+
+def test_threat_models_multiply_model_based_attacks_only():
+    cells = parse_grid({**BASE, "threat_models": ["transfer", "adaptive"]})
+    rows = sorted((c.attack.name, c.threat_model, c.transfer_source.label if c.transfer_source else None)
+                  for c in cells)
+    assert rows == [("noise", "none", None), ("pgd-encoder", "adaptive", "vae-kl"),
+                    ("pgd-encoder", "transfer", "vae-kl")]
+
+
+def test_the_default_is_adaptive_without_a_transfer_candidate():
+    cells = parse_grid(BASE)
+    pgd = next(c for c in cells if c.attack.name == "pgd-encoder")
+    assert (pgd.threat_model, pgd.transfer_source) == ("adaptive", None)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({**BASE, "threat_models": ["trasnfer"]}, "did you mean 'transfer'"),
+    ({**BASE, "attacks": ["mist"]}, "needs a diffusion model"),
+    ({**BASE, "attacks": ["glaze-like"], "metrics": ["psnr"]}, "use scenario img2img-edit"),
+    ({**BASE, "transfer_source": "vae-kll", "threat_models": ["transfer"]}, "did you mean 'vae-kl'"),
+])
+def test_bad_threat_settings_are_refused(grid, message):
+    with pytest.raises(BenchError, match=message):
+        parse_grid(grid)

@@ -1,50 +1,11 @@
-import json
-
 import pytest
 import torch
+from conftest import build_tiny_sd_pipeline
 
 from bench import zoo
 from bench.data import caption
 from bench.errors import BenchError
 from bench.t2i import edit, generate, load_t2i_pipeline
-
-CHARACTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def build_tiny_sd_pipeline(folder, safe_serialization=True):
-    """A tiny pipeline in Stable Diffusion 1.5 layout, with a CLIP tokenizer built from a hand-written vocab."""
-    from conftest import build_tiny_vae
-    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for character in CHARACTERS:
-        vocab[character] = len(vocab)
-        vocab[character + "</w>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37,
-                                                num_attention_heads=4, num_hidden_layers=2, bos_token_id=0,
-                                                eos_token_id=1, pad_token_id=1, max_position_embeddings=77))
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=2, norm_num_groups=32)
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
-                              steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=build_tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    pipe.save_pretrained(folder / "pipeline", safe_serialization=safe_serialization)
-    return folder / "pipeline"
-
-
-@pytest.fixture(scope="module")
-def tiny_sd_dir(tmp_path_factory):
-    return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"))
 
 
 def test_a_local_sd_folder_generates_deterministically(tiny_sd_dir):

@@ -1,9 +1,10 @@
 """Reconstruction under attack: how far D(E(x')) moves from x and from D(E(x)).
 
-Per sample: the measured budget ||x' - x||inf after 8-bit quantisation, the latent shift
-||E(x') - E(x)||_2, and every paired metric of D(E(x')) against x and against the clean
-reconstruction D(E(x)). Per set: rFID/KID of the reconstructions of x' against x. Clean
-reconstructions and the reference Inception features are computed once per run and reused.
+Per sample: the measured budgets ||x' - x||inf after 8-bit quantisation and LPIPS(x', x)
+(``lpips_input``, AlexNet), the latent shift ||E(x') - E(x)||_2, and every paired metric of D(E(x'))
+against x and against the clean reconstruction D(E(x)). Per set: rFID/KID of the reconstructions of
+x' against x. Clean reconstructions and the reference Inception features are computed once per run
+and reused. x' is crafted according to the cell's threat model (``bench.threats``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pandas as pd
 import torch
 
 from bench.base import Scenario
+from bench.metrics.lpips import lpips_distance
 from bench.runner import CellContext, ScenarioResult, set_metric_estimates
+from bench.threats import craft
 
 
 class Reconstruction(Scenario):
@@ -47,15 +50,17 @@ class Reconstruction(Scenario):
                         clean: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         device = context.device
         x = context.data.images[batch].to(device)
-        x_adv = context.attack(context.defense, x, seed=context.batch_seed(index))
+        x_adv, transfer_kept = craft(context, index, batch)
         with torch.no_grad():
             latents = context.defense.encode(x_adv)
             reconstruction = context.defense.decode(latents)
             clean_latents = clean["latents"][batch].to(device)
             clean_reconstruction = clean["reconstruction"][batch].to(device)
             out = {"adversarial": x_adv.cpu(), "reconstruction": reconstruction.float().cpu(),
-                   "linf": (x_adv - x).abs().flatten(1).amax(1).cpu(),
+                   **budget_columns(x_adv, x),
                    "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu()}
+            if transfer_kept is not None:
+                out["transfer_kept"] = transfer_kept
             for label, metric in context.metrics.items():
                 if metric.kind == "paired":
                     out[label] = metric.per_sample(reconstruction.float(), x).float().cpu()
@@ -64,9 +69,16 @@ class Reconstruction(Scenario):
         return out
 
 
+def budget_columns(adversarial: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The measured budget of each (quantised) attacked image: L-inf and LPIPS (alex) distance."""
+    return {"linf": (adversarial - clean).abs().flatten(1).amax(1).cpu(),
+            "lpips_input": lpips_distance(adversarial, clean, "alex").float().cpu()}
+
+
 def sample_columns(context: CellContext) -> list[str]:
     paired = [label for label, metric in context.metrics.items() if metric.kind == "paired"]
-    return ["linf", "latent_shift", *paired, *(f"{label}_vs_clean_rec" for label in paired)]
+    extra = ["transfer_kept"] if context.cell.threat_model == "adaptive" and context.cell.transfer_source else []
+    return ["linf", "lpips_input", "latent_shift", *paired, *(f"{label}_vs_clean_rec" for label in paired), *extra]
 
 
 def _data_identity(context: CellContext) -> dict:

@@ -1,0 +1,171 @@
+"""img2img editing of protected images: the SRL-VAE paper's Table 2 setting (its section 4.3).
+
+The clean image x and the protected image x' are edited with the same prompt, seed and strength
+(0.5 by default) by the defended editor (``bench.editing.Editor``: the defense encodes and decodes,
+the text-to-image model denoises). Per sample: the measured budgets of x' (``linf``,
+``lpips_input``), the latent shift ||E(x') - E(x)||_2, every paired metric of edit(x') against
+edit(x) (CLIP image-image similarity, LPIPS, ...), text metrics of edit(x') against its prompt and
+label metrics of edit(x') against x's class. Per set: FID / KID / CLIP-FD between the edits of the
+protected images and the edits of the clean ones. A protection works when the edits move apart.
+
+Beside each row sit the defense's clean fidelity, the paper's Table 1: PSNR, SSIM and LPIPS of
+D(E(x)) against x (``clean_rec_*``) and the rFID of the clean reconstructions (``clean_rec_fid``),
+so a defense that buys robustness with fidelity shows it. Clean edits, clean reconstructions and
+their features are computed once per defense and reused by every cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import torch
+
+from bench.base import Defense, Scenario
+from bench.editing import EditConfig, Editor, shared_pipeline
+from bench.errors import BenchError
+from bench.runner import CellContext, ScenarioResult, set_metric_estimates
+from bench.scenarios.reconstruction import budget_columns, clean_reconstructions
+from bench.threats import craft
+
+FIDELITY_PREFIX = "clean_rec_"
+
+
+class Img2ImgEdit(Scenario):
+    name = "img2img-edit"
+    Config = EditConfig
+    metric_kinds = ("paired", "set", "text", "label")
+    provides = frozenset({"diffusion"})
+
+    def prepare(self, device: torch.device) -> Img2ImgEdit:
+        shared_pipeline(self.config.pipeline, str(device), torch.float32, self.config.trust_pickle)
+        return self
+
+    def _editor(self, context: CellContext, defense: Defense) -> Editor:
+        return Editor.for_defense(defense, self.config, context.device, context.options.torch_dtype)
+
+    def attack_model(self, context: CellContext, defense: Defense) -> Editor:
+        return self._editor(context, defense.attack_view())
+
+    def attack_model_identity(self, context: CellContext, defense: Defense) -> dict:
+        identity = {"view": defense.view_identity()}
+        if "diffusion" in context.attack.requirements():
+            identity["edit"] = dataclasses.asdict(self.config)
+        return identity
+
+    def evaluation_model(self, context: CellContext, defense: Defense) -> Editor:
+        return self._editor(context, defense)
+
+    def check_data(self, images) -> None:
+        if not self.config.prompt and not all(images.captions):
+            raise BenchError("img2img-edit: these images have no captions; set the scenario's prompt: "
+                             "(e.g. scenario: {name: img2img-edit, prompt: 'a photo'})")
+
+    def prompts(self, context: CellContext, batch: slice) -> list[str]:
+        if self.config.prompt:
+            return [self.config.prompt] * len(context.data.images[batch])
+        return list(context.data.captions[batch])
+
+    def run(self, context: CellContext) -> ScenarioResult:
+        cell = context.cell
+        editor = self.evaluation_model(context, context.defense)
+        clean = clean_edits(context, editor)
+        fidelity = clean_fidelity(context)
+        columns: dict[str, list[torch.Tensor]] = {}
+        attacked, edited = [], []
+        for index, batch in context.progress(context.batches(), f"{cell.defense.label} x {cell.attack.label}"):
+            stored = context.store.load_batch(index)
+            if stored is None:
+                context.store.save_batch(index, self._evaluate_batch(context, editor, index, batch, clean))
+                stored = context.store.load_batch(index)
+            attacked.append(stored["adversarial"])
+            edited.append(stored["edited"])
+            for key, value in stored.items():
+                if key not in ("adversarial", "edited"):
+                    columns.setdefault(key, []).append(value)
+        per_sample = {k: torch.cat(v).double().numpy() for k, v in columns.items()}
+        samples = pd.DataFrame({"index": range(len(context.data.images)), **per_sample,
+                                **{k: v.double().numpy() for k, v in fidelity["per_sample"].items()}})
+        edited_all = torch.cat(edited)
+        estimates = set_metric_estimates(context.metrics, edited_all, clean["features"], cell.seed)
+        estimates.update(fidelity["set"])
+        return ScenarioResult(samples, estimates, {"clean": context.data.images, "attacked": torch.cat(attacked),
+                                                   "edited": edited_all, "clean_edited": clean["edits"]})
+
+    def _evaluate_batch(self, context: CellContext, editor: Editor, index: int, batch: slice,
+                        clean: dict) -> dict[str, torch.Tensor]:
+        x = context.data.images[batch].to(context.device)
+        prompts = self.prompts(context, batch)
+        x_adv, transfer_kept = craft(context, index, batch)
+        with torch.no_grad():
+            latents = editor.encode(x_adv).float()
+            edits = editor.edit(x_adv, prompts, seed=context.batch_seed(index))
+            clean_edits_batch = clean["edits"][batch].to(edits.device)
+            out = {"adversarial": x_adv.cpu(), "edited": edits.cpu(), **budget_columns(x_adv, x),
+                   "latent_shift": (latents - clean["latents"][batch].to(latents.device)).flatten(1).norm(dim=1).cpu()}
+            for label, metric in context.metrics.items():
+                if metric.kind == "paired":
+                    out[label] = metric.per_sample(edits, clean_edits_batch).float().cpu()
+                elif metric.kind == "text":
+                    out[label] = metric.per_sample_text(edits, prompts).float().cpu()
+                elif metric.kind == "label":
+                    out[label] = metric.per_sample_labels(edits, context.data.labels[batch], class_names(context)).float().cpu()
+        if transfer_kept is not None:
+            out["transfer_kept"] = transfer_kept
+        return out
+
+
+def class_names(context: CellContext) -> tuple[str, ...]:
+    from bench.data import FASHION_MNIST_CLASSES
+
+    if context.cell.data.dataset != "fashion-mnist":
+        raise BenchError("label metrics (zero-shot) need class labels; use the fashion-mnist dataset")
+    return FASHION_MNIST_CLASSES
+
+
+def clean_edits(context: CellContext, editor: Editor) -> dict[str, torch.Tensor]:
+    """Edits of the clean images (same prompts and per-batch seeds as the protected ones), their
+    latents, and the features of the edits in every feature space the set metrics use; once per
+    defense."""
+    scenario: Img2ImgEdit = context.scenario
+    parts = {"what": "clean-edits", "defense": context.cell.defense.as_dict(), "data": context.data_identity(),
+             "edit": dataclasses.asdict(scenario.config), "batch_size": context.cell.batch_size,
+             "seed": context.cell.seed, "dtype": context.options.dtype, "device": context.device.type}
+
+    def compute() -> dict[str, torch.Tensor]:
+        edits, latents = [], []
+        with torch.no_grad():
+            for index, batch in context.batches():
+                x = context.data.images[batch].to(context.device)
+                latents.append(editor.encode(x).float().cpu())
+                edits.append(editor.edit(x, scenario.prompts(context, batch), seed=context.batch_seed(index)).cpu())
+        return {"edits": torch.cat(edits), "latents": torch.cat(latents)}
+
+    stored = context.shared(parts, compute)
+    features = {}
+    for space, metric in {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}.items():
+        feature_parts = {**parts, "what": f"clean-edit-features-{space}"}
+        features[space] = context.shared(feature_parts, lambda m=metric: {"features": m.features(stored["edits"])})["features"]
+    return {**stored, "features": features}
+
+
+def clean_fidelity(context: CellContext) -> dict:
+    """Table 1 beside Table 2: PSNR / SSIM / LPIPS of D(E(x)) against x per sample, and rFID."""
+    from bench.metrics.fid import FID
+    from bench.metrics.lpips import LPIPS
+    from bench.metrics.psnr import PSNR
+    from bench.metrics.ssim import SSIM
+
+    images = context.data.images
+    reconstructions = clean_reconstructions(context)["reconstruction"]
+    per_sample = {f"{FIDELITY_PREFIX}{m.name}": m.per_sample(reconstructions, images).float()
+                  for m in (PSNR(), SSIM(), LPIPS())}
+    fid = FID().prepare(context.device)
+    parts = {"what": "clean-rec-features", "defense": context.cell.defense.as_dict(), "data": context.data_identity(),
+             "batch_size": context.cell.batch_size, "dtype": context.options.dtype, "device": context.device.type}
+    rec_features = context.shared(parts, lambda: {"features": fid.features(reconstructions)})["features"]
+    reference = context.shared({"what": "reference-fid-inception", "data": context.data_identity()},
+                               lambda: {"features": fid.features(images)})["features"]
+    estimate = set_metric_estimates({"fid": fid}, reconstructions, {"fid-inception": reference}, context.cell.seed,
+                                    features={"fid-inception": rec_features})["fid"]
+    return {"per_sample": per_sample, "set": {f"{FIDELITY_PREFIX}fid": estimate}}
