@@ -88,9 +88,13 @@ class Editor:
         return self._states[key]
 
     @torch.no_grad()
-    def edit(self, images: torch.Tensor, prompts: list[str], seed: int, strength: float | None = None) -> torch.Tensor:
-        """img2img of ``images`` toward ``prompts`` through the diffusers pipeline; (N, 3, H, W) in [0, 1]."""
-        latents = self.encode(images.to(self.device)).to(self.pipe.unet.dtype) * self.scaling_factor
+    def edit(self, images: torch.Tensor | None, prompts: list[str], seed: int, strength: float | None = None,
+             latents: torch.Tensor | None = None) -> torch.Tensor:
+        """img2img of ``images`` (or of their ``latents``, ``encode(images)``, when already computed)
+        toward ``prompts`` through the diffusers pipeline; (N, 3, H, W) in [0, 1]."""
+        if latents is None:
+            latents = self.encode(images.to(self.device))
+        latents = latents.to(self.device, self.pipe.unet.dtype) * self.scaling_factor
         generator = torch.Generator().manual_seed(seed)
         output = self.pipe(prompt=list(prompts), image=latents, strength=self.config.strength if strength is None
                            else strength, num_inference_steps=self.config.steps, guidance_scale=self.config.guidance,

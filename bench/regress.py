@@ -59,15 +59,16 @@ def _standard_error(row: dict[str, Any]) -> float:
 
 
 def numbers(run: RunStore) -> dict[str, dict[str, Any]]:
-    """Every number of a finished run, keyed by ``defense|attack|scenario|eps|metric``, with the
-    per-sample values of per-sample means."""
+    """Every number of a finished run, keyed by ``defense|attack|threat model|scenario|eps|metric``,
+    with the per-sample values of per-sample means."""
     result = {}
     for key in run.cell_keys():
         cell = run.cell(key)
         summary = cell.summary()
         samples = pd.read_csv(cell.folder / "samples.csv")
         for row in long_frame([summary]).to_dict(orient="records"):
-            name = f"{row['defense']}|{row['attack']}|{row['scenario']}|{row['eps']:.6g}|{row['metric']}"
+            name = (f"{row['defense']}|{row['attack']}|{row.get('threat_model', 'adaptive')}|{row['scenario']}|"
+                    f"{row['eps']:.6g}|{row['metric']}")
             entry = {"value": float(row["value"]), "standard_error": _standard_error(row),
                      "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}
             if summary["metrics"][row["metric"]].get("kind") == "mean" and row["metric"] in samples:

@@ -196,8 +196,8 @@ class Runner:
         return summary
 
 
-LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf", "lpips_input")
-RECORD_ONLY_COLUMNS = ("index", "transfer_kept")
+LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf", "lpips_input", "attack_objective")
+RECORD_ONLY_COLUMNS = ("index", "transfer_kept", "selection_damage")
 """Per-sample columns kept in samples.csv but not summarised as metrics."""
 
 

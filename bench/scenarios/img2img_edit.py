@@ -5,8 +5,10 @@ The clean image x and the protected image x' are edited with the same prompt, se
 the text-to-image model denoises). Per sample: the measured budgets of x' (``linf``,
 ``lpips_input``), the latent shift ||E(x') - E(x)||_2, every paired metric of edit(x') against
 edit(x) (CLIP image-image similarity, LPIPS, ...), text metrics of edit(x') against its prompt and
-label metrics of edit(x') against x's class. Per set: FID / KID / CLIP-FD between the edits of the
-protected images and the edits of the clean ones. A protection works when the edits move apart.
+label metrics of edit(x') against x's class, and the attack's own objective on the defended editor
+(``attack_objective``). Per set: FID / KID / CLIP-FD between the edits of the protected images and
+the edits of the clean ones. A protection works when the edits move apart. An adaptive cell keeps
+per image the candidate whose edit is farther from the clean edit in LPIPS (AlexNet).
 
 Beside each row sit the defense's clean fidelity, the paper's Table 1: PSNR, SSIM and LPIPS of
 D(E(x)) against x (``clean_rec_*``) and the rFID of the clean reconstructions (``clean_rec_fid``),
@@ -25,8 +27,9 @@ from bench.base import Defense, Scenario
 from bench.editing import EditConfig, Editor, shared_pipeline
 from bench.errors import BenchError
 from bench.runner import CellContext, ScenarioResult, set_metric_estimates
-from bench.scenarios.reconstruction import budget_columns, clean_reconstructions
-from bench.threats import craft
+from bench.scenarios.reconstruction import budget_columns, clean_reconstructions, objective_column, sample_columns
+from bench.metrics.lpips import lpips_distance
+from bench.threats import SELECTION_COLUMN, evaluate_worst_case
 
 FIDELITY_PREFIX = "clean_rec_"
 
@@ -80,9 +83,8 @@ class Img2ImgEdit(Scenario):
                 stored = context.store.load_batch(index)
             attacked.append(stored["adversarial"])
             edited.append(stored["edited"])
-            for key, value in stored.items():
-                if key not in ("adversarial", "edited"):
-                    columns.setdefault(key, []).append(value)
+            for key in sample_columns(context, stored):
+                columns.setdefault(key, []).append(stored[key])
         per_sample = {k: torch.cat(v).double().numpy() for k, v in columns.items()}
         samples = pd.DataFrame({"index": range(len(context.data.images)), **per_sample,
                                 **{k: v.double().numpy() for k, v in fidelity["per_sample"].items()}})
@@ -96,13 +98,20 @@ class Img2ImgEdit(Scenario):
                         clean: dict) -> dict[str, torch.Tensor]:
         x = context.data.images[batch].to(context.device)
         prompts = self.prompts(context, batch)
-        x_adv, transfer_kept = craft(context, index, batch)
+        return evaluate_worst_case(context, index, batch,
+                                   lambda x_adv: self._measure(context, editor, index, batch, x, x_adv, prompts, clean))
+
+    def _measure(self, context: CellContext, editor: Editor, index: int, batch: slice, x: torch.Tensor,
+                 x_adv: torch.Tensor, prompts: list[str], clean: dict) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            latents = editor.encode(x_adv).float()
-            edits = editor.edit(x_adv, prompts, seed=context.batch_seed(index))
+            latents = editor.encode(x_adv)
+            edits = editor.edit(None, prompts, seed=context.batch_seed(index), latents=latents)
+            latents = latents.float()
             clean_edits_batch = clean["edits"][batch].to(edits.device)
             out = {"adversarial": x_adv.cpu(), "edited": edits.cpu(), **budget_columns(x_adv, x),
-                   "latent_shift": (latents - clean["latents"][batch].to(latents.device)).flatten(1).norm(dim=1).cpu()}
+                   "latent_shift": (latents - clean["latents"][batch].to(latents.device)).flatten(1).norm(dim=1).cpu(),
+                   SELECTION_COLUMN: lpips_distance(edits, clean_edits_batch, "alex").float().cpu(),
+                   **objective_column(context, x_adv, x, index)}
             for label, metric in context.metrics.items():
                 if metric.kind == "paired":
                     out[label] = metric.per_sample(edits, clean_edits_batch).float().cpu()
@@ -110,8 +119,6 @@ class Img2ImgEdit(Scenario):
                     out[label] = metric.per_sample_text(edits, prompts).float().cpu()
                 elif metric.kind == "label":
                     out[label] = metric.per_sample_labels(edits, context.data.labels[batch], class_names(context)).float().cpu()
-        if transfer_kept is not None:
-            out["transfer_kept"] = transfer_kept
         return out
 
 
@@ -125,28 +132,29 @@ def class_names(context: CellContext) -> tuple[str, ...]:
 
 def clean_edits(context: CellContext, editor: Editor) -> dict[str, torch.Tensor]:
     """Edits of the clean images (same prompts and per-batch seeds as the protected ones), their
-    latents, and the features of the edits in every feature space the set metrics use; once per
-    defense."""
+    latents (those of the clean reconstructions), and the features of the edits in every feature
+    space the set metrics use; once per defense."""
     scenario: Img2ImgEdit = context.scenario
     parts = {"what": "clean-edits", "defense": context.cell.defense.as_dict(), "data": context.data_identity(),
              "edit": dataclasses.asdict(scenario.config), "batch_size": context.cell.batch_size,
              "seed": context.cell.seed, "dtype": context.options.dtype, "device": context.device.type}
 
+    latents = clean_reconstructions(context)["latents"]
+
     def compute() -> dict[str, torch.Tensor]:
-        edits, latents = [], []
+        edits = []
         with torch.no_grad():
             for index, batch in context.batches():
-                x = context.data.images[batch].to(context.device)
-                latents.append(editor.encode(x).float().cpu())
-                edits.append(editor.edit(x, scenario.prompts(context, batch), seed=context.batch_seed(index)).cpu())
-        return {"edits": torch.cat(edits), "latents": torch.cat(latents)}
+                edits.append(editor.edit(None, scenario.prompts(context, batch), seed=context.batch_seed(index),
+                                         latents=latents[batch].to(context.device)).cpu())
+        return {"edits": torch.cat(edits)}
 
     stored = context.shared(parts, compute)
     features = {}
     for space, metric in {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}.items():
         feature_parts = {**parts, "what": f"clean-edit-features-{space}"}
         features[space] = context.shared(feature_parts, lambda m=metric: {"features": m.features(stored["edits"])})["features"]
-    return {**stored, "features": features}
+    return {**stored, "latents": latents, "features": features}
 
 
 def clean_fidelity(context: CellContext) -> dict:

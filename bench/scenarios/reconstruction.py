@@ -4,7 +4,10 @@ Per sample: the measured budgets ||x' - x||inf after 8-bit quantisation and LPIP
 (``lpips_input``, AlexNet), the latent shift ||E(x') - E(x)||_2, and every paired metric of D(E(x'))
 against x and against the clean reconstruction D(E(x)). Per set: rFID/KID of the reconstructions of
 x' against x. Clean reconstructions and the reference Inception features are computed once per run
-and reused. x' is crafted according to the cell's threat model (``bench.threats``).
+and reused. x' is crafted according to the cell's threat model (``bench.threats``); an adaptive
+cell keeps per image the candidate whose reconstruction is farther from x in LPIPS (AlexNet), the
+``selection_damage`` column. ``attack_objective`` is the attack's own objective on the defense
+(higher: a more successful attack), where the attack defines one.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from bench.base import Scenario
 from bench.metrics.lpips import lpips_distance
 from bench.runner import CellContext, ScenarioResult, set_metric_estimates
-from bench.threats import craft
+from bench.threats import SELECTION_COLUMN, evaluate_worst_case
 
 
 class Reconstruction(Scenario):
@@ -35,7 +38,7 @@ class Reconstruction(Scenario):
                 stored = context.store.load_batch(index)
             adversarial.append(stored["adversarial"])
             reconstructed.append(stored["reconstruction"])
-            for key in sample_columns(context):
+            for key in sample_columns(context, stored):
                 columns.setdefault(key, []).append(stored[key])
         samples = pd.DataFrame({"index": range(len(images)),
                                 **{k: torch.cat(v).double().numpy() for k, v in columns.items()}})
@@ -48,9 +51,13 @@ class Reconstruction(Scenario):
 
     def _evaluate_batch(self, context: CellContext, index: int, batch: slice,
                         clean: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = context.data.images[batch].to(context.device)
+        return evaluate_worst_case(context, index, batch, lambda x_adv: self._measure(context, index, batch, x,
+                                                                                     x_adv, clean))
+
+    def _measure(self, context: CellContext, index: int, batch: slice, x: torch.Tensor, x_adv: torch.Tensor,
+                 clean: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         device = context.device
-        x = context.data.images[batch].to(device)
-        x_adv, transfer_kept = craft(context, index, batch)
         with torch.no_grad():
             latents = context.defense.encode(x_adv)
             reconstruction = context.defense.decode(latents)
@@ -58,9 +65,9 @@ class Reconstruction(Scenario):
             clean_reconstruction = clean["reconstruction"][batch].to(device)
             out = {"adversarial": x_adv.cpu(), "reconstruction": reconstruction.float().cpu(),
                    **budget_columns(x_adv, x),
-                   "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu()}
-            if transfer_kept is not None:
-                out["transfer_kept"] = transfer_kept
+                   "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu(),
+                   SELECTION_COLUMN: lpips_distance(reconstruction.float(), x, "alex").float().cpu(),
+                   **objective_column(context, x_adv, x, index)}
             for label, metric in context.metrics.items():
                 if metric.kind == "paired":
                     out[label] = metric.per_sample(reconstruction.float(), x).float().cpu()
@@ -75,10 +82,23 @@ def budget_columns(adversarial: torch.Tensor, clean: torch.Tensor) -> dict[str, 
             "lpips_input": lpips_distance(adversarial, clean, "alex").float().cpu()}
 
 
-def sample_columns(context: CellContext) -> list[str]:
-    paired = [label for label, metric in context.metrics.items() if metric.kind == "paired"]
-    extra = ["transfer_kept"] if context.cell.threat_model == "adaptive" and context.cell.transfer_source else []
-    return ["linf", "lpips_input", "latent_shift", *paired, *(f"{label}_vs_clean_rec" for label in paired), *extra]
+def objective_column(context: CellContext, adversarial: torch.Tensor, clean: torch.Tensor,
+                     index: int) -> dict[str, torch.Tensor]:
+    """The attack's own objective on the evaluated defense (seeded per batch), where it has one."""
+    if not context.attack.uses_model:
+        return {}
+    model = context.evaluation_model(context.cell.defense)
+    value = context.attack.objective(model, adversarial, clean, context.batch_seed(index))
+    return {} if value is None else {"attack_objective": value.detach().float().cpu()}
+
+
+def sample_columns(context: CellContext, stored: dict[str, torch.Tensor]) -> list[str]:
+    """Every per-sample column of a stored batch (not its images): budgets, metrics in the grid's
+    order, then the rest sorted."""
+    labels = list(context.metrics)
+    ordered = ["linf", "lpips_input", "latent_shift", *labels, *(f"{label}_vs_clean_rec" for label in labels)]
+    rest = sorted(key for key, value in stored.items() if value.ndim == 1 and key not in ordered)
+    return [key for key in ordered if key in stored] + rest
 
 
 def _data_identity(context: CellContext) -> dict:
