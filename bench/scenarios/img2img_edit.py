@@ -26,9 +26,14 @@ import torch
 from bench.base import Defense, Scenario
 from bench.editing import EditConfig, Editor, shared_pipeline
 from bench.errors import BenchError
-from bench.runner import CellContext, ScenarioResult, set_metric_estimates
-from bench.scenarios.reconstruction import budget_columns, clean_reconstructions, objective_column, sample_columns
 from bench.metrics.lpips import lpips_distance
+from bench.runner import CellContext, ScenarioResult, set_metric_estimates
+from bench.scenarios.reconstruction import (
+    budget_columns,
+    clean_reconstructions,
+    objective_column,
+    sample_columns,
+)
 from bench.threats import SELECTION_COLUMN, evaluate_worst_case
 
 FIDELITY_PREFIX = "clean_rec_"
