@@ -33,8 +33,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _, cells = load_grid(args.grid)
         for cell in cells:
-            print(f"{cell.key}  {cell.defense.label} x {cell.attack.label} ({cell.scenario.label}) "
-                  f"eps={cell.eps:.4g} n={cell.data.n} seed={cell.seed}")
+            print(f"{cell.key}  {cell.defense.label} x {cell.attack.label} [{cell.threat_model}] "
+                  f"({cell.scenario.label}) eps={cell.eps:.4g} n={cell.data.n} seed={cell.seed}")
         return 0
     out = args.out or str(Path("runs") / Path(args.grid).stem)
     options = RunOptions(device=args.device, dtype=args.dtype, quiet=args.quiet, save_images=args.save_images,
@@ -50,6 +50,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     from bench.tables import render
 
     print(render(load_run(args.run_dir), args.format))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from bench.plots import plot_run
+
+    for path in plot_run(args.run_dir, args.out, args.metric):
+        print(path)
     return 0
 
 
@@ -112,8 +120,16 @@ def cmd_zoo(args: argparse.Namespace) -> int:
             print(json.dumps(result))
         else:
             for key, value in result.items():
-                print(f"{key:<6} {value['value']:.4g} [{value['low']:.4g}, {value['high']:.4g}]"
-                      if isinstance(value, dict) else f"{key:<6} {value}")
+                interval = isinstance(value, dict) and "low" in value
+                print(f"{key:<34} {value['value']:.4g} [{value['low']:.4g}, {value['high']:.4g}]" if interval
+                      else f"{key:<34} {json.dumps(value) if isinstance(value, dict) else value}")
+        return 0
+    if args.action == "show":
+        from bench.zoo.show import show
+
+        if not args.name:
+            raise BenchError("bench zoo show NAME: name a model from `bench zoo ls`")
+        print(show(args.name, args.out or f"{args.name}-samples.png"))
         return 0
     if args.action == "train":
         from bench.zoo.builders import train
@@ -172,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", default="md", choices=["md", "csv", "json", "latex"])
     table.set_defaults(func=cmd_table)
 
+    plot = sub.add_parser("plot", help="damage-vs-eps curves and example images of a run (PNG)")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", help="folder for the PNGs (default RUN_DIR/plots)")
+    plot.add_argument("--metric", action="append", help="metric to plot against eps (repeatable)")
+    plot.set_defaults(func=cmd_plot)
+
     regress = sub.add_parser("regress", help="run a grid and fail when a number regresses against a baseline")
     regress.add_argument("grid")
     regress.add_argument("--baseline", required=True, help="baseline JSON (written by --update)")
@@ -183,11 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     regress.set_defaults(func=cmd_regress)
 
     zoo = sub.add_parser("zoo", help="the embedded model zoo")
-    zoo.add_argument("action", choices=["ls", "verify", "train", "eval"])
+    zoo.add_argument("action", choices=["ls", "verify", "train", "eval", "show"])
     zoo.add_argument("name", nargs="?")
-    zoo.add_argument("--n", type=int, default=500, help="test images for eval")
+    zoo.add_argument("--n", type=int, default=None, help="eval: images or generations (each model has a default)")
     zoo.add_argument("--json", action="store_true", help="eval: print one JSON object")
     zoo.add_argument("--device", default="cpu", help="train: cpu or cuda, where the recipe allows it")
+    zoo.add_argument("--out", help="show: the PNG to write (default NAME-samples.png)")
     zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     zoo.set_defaults(func=cmd_zoo)
 

@@ -12,6 +12,7 @@ Pickled checkpoints (.pt/.pth/.bin/.ckpt) run code when loaded and are refused u
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def load_open_clip(model: str, trust_pickle: bool = False) -> OpenClipAdapter:
             raise BenchError(f"image-text model {model!r}: {path.name} is a pickled checkpoint, which can run "
                              "code when loaded; convert it to .safetensors or pass trust_pickle=True")
         weights[str(path)] = sha256_file(path)
+    logging.disable(logging.ERROR)  # open_clip logs a failed download itself; the error below says it once
     try:
         network, _, _ = open_clip.create_model_and_transforms(name, pretrained=pretrained,
                                                               weights_only=not trust_pickle)
@@ -104,6 +106,8 @@ def load_open_clip(model: str, trust_pickle: bool = False) -> OpenClipAdapter:
         raise BenchError(f"image-text model {model!r} could not be loaded ({reason}); download it while "
                          "online (unset HF_HUB_OFFLINE) or give a local checkpoint: "
                          f"open_clip:{name}//path/to/model.safetensors") from None
+    finally:
+        logging.disable(logging.NOTSET)
     return OpenClipAdapter(network, tokenizer, weights)
 
 

@@ -28,9 +28,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which images a cell uses: ``dataset`` is fashion-mnist, folder (PNG/JPEG files) or tensors (a
-    safetensors file with an ``images`` tensor in [0, 1]); the first ``n`` images of a fixed seeded
-    order of the split are taken, so every cell of a grid sees the same images."""
+    """Which images a cell uses: ``dataset`` is fashion-mnist, folder (PNG/JPEG files, in name order,
+    with optional captions in ``captions.json``) or tensors (a safetensors file with an ``images``
+    tensor in [0, 1]); the first ``n`` images of a fixed seeded order of the split are taken, so
+    every cell of a grid sees the same images."""
 
     dataset: str = "fashion-mnist"
     split: str = "test"
@@ -142,7 +143,26 @@ def load_folder(path: str, n: int) -> ImageSet:
     if len(shapes) > 1:
         raise BenchError(f"data: images in {root} differ in size {sorted(shapes)}; resize them to one size")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
-    return ImageSet(_check_images(images, str(root)), torch.full((n,), -1), ("",) * n)
+    return ImageSet(_check_images(images, str(root)), torch.full((n,), -1), _folder_captions(root, files))
+
+
+def _folder_captions(root: Path, files: list[Path]) -> tuple[str, ...]:
+    """Captions from ``captions.json`` in the folder ({"file name": "caption"}), or none."""
+    import json
+
+    path = root / "captions.json"
+    if not path.exists():
+        return ("",) * len(files)
+    try:
+        captions = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"data: cannot read {path} ({err}); write a JSON object of file name -> caption") from None
+    if not isinstance(captions, dict) or not all(isinstance(v, str) for v in captions.values()):
+        raise BenchError(f"data: {path} must be a JSON object of file name -> caption string")
+    missing = [f.name for f in files if f.name not in captions]
+    if missing:
+        raise BenchError(f"data: {path} has no caption for {missing[0]} (and {len(missing) - 1} more); add them")
+    return tuple(captions[f.name] for f in files)
 
 
 def load_tensors(path: str, n: int) -> ImageSet:

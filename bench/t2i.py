@@ -145,22 +145,9 @@ def edit(pipe, images: torch.Tensor, prompts: str | list[str], strength: float =
 def generations_grid(pipe, out_png: str | Path, per_class: int = 8, seed: int = 0, steps: int = DEFAULT_STEPS,
                      guidance: float = DEFAULT_GUIDANCE) -> Path:
     """A PNG with one row of ``per_class`` generations per Fashion-MNIST class caption, labelled."""
-    from PIL import Image, ImageDraw
-
     from bench.data import FASHION_MNIST_CLASSES, caption
+    from bench.zoo.show import save_labelled_grid
 
     prompts = [caption(c) for c in range(len(FASHION_MNIST_CLASSES)) for _ in range(per_class)]
     images = generate(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
-    size, margin = images.shape[-1], 80
-    pixels = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
-    grid = Image.new("RGB", (margin + per_class * (size + 2), len(FASHION_MNIST_CLASSES) * (size + 2)), "white")
-    draw = ImageDraw.Draw(grid)
-    for index, array in enumerate(pixels):
-        row, column = divmod(index, per_class)
-        grid.paste(Image.fromarray(array), (margin + column * (size + 2), row * (size + 2)))
-        if column == 0:
-            draw.text((2, row * (size + 2) + size // 2 - 5), FASHION_MNIST_CLASSES[row], fill="black")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out_png)
-    return out_png
+    return save_labelled_grid(list(zip(FASHION_MNIST_CLASSES, images.split(per_class), strict=True)), out_png)

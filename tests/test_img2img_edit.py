@@ -72,3 +72,42 @@ def test_images_without_captions_need_a_prompt(tmp_path, tiny_sd_dir, tiny_vae_d
     with pytest.raises(BenchError, match="set the scenario's prompt"):
         Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(path)
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_an_sd_layout_folder_serves_the_defense_and_the_editor(tiny_sd_dir, images):
+    """The SD 1.5 code path on tiny saved components: the VAE defense from the pipeline folder's
+    ``vae`` subfolder, the editor from the folder itself; one attack step, one img2img edit."""
+    from bench.editing import EditConfig, Editor
+    from bench.plugins import ATTACKS
+    from defenses.vae import AutoencoderKLDefense
+
+    defense = AutoencoderKLDefense(AutoencoderKLDefense.make_config({"model": str(tiny_sd_dir), "subfolder": "vae"}))
+    editor = Editor.for_defense(defense, EditConfig(pipeline=str(tiny_sd_dir), steps=2), torch.device("cpu"))
+    for name in ("pgd-encoder", "photoguard-diffusion"):
+        cls = ATTACKS.get(name)
+        attack = cls(cls.make_config({**ATTACKS.preset(name), "steps": 1, "eps": 8 / 255}))
+        protected = attack(editor, images, seed=0)
+        assert (protected - images).abs().max() <= 8 / 255 + 1e-6 and not torch.equal(protected, images)
+    edited = editor.edit(protected, ["a bag"] * len(images), seed=0)
+    assert edited.shape == images.shape
+
+
+def test_the_sd15_paper_grid_validates_offline_and_fails_cleanly_without_weights(tmp_path, images):
+    from PIL import Image
+
+    from bench.grid import load_grid
+
+    raw, cells = load_grid("grids/paper/srl-table2-sd15.yaml")
+    assert len(cells) == 6 * 3 * 2 and {c.threat_model for c in cells} == {"transfer", "adaptive"}
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    (folder / "captions.json").write_text('{"0.png": "a", "1.png": "b", "2.png": "c", "3.png": "d"}')
+    raw["data"] = {"dataset": "folder", "path": str(folder), "n": 4}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(BenchError, match="could not be loaded|cannot load") as error:
+        Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(path)
+    assert "\n" not in str(error.value) and ("download" in str(error.value))
+    assert not (tmp_path / "run" / "run.json").exists()

@@ -249,9 +249,20 @@ def test_a_wrong_sha256_is_rejected(entry_path):
     (lambda e: e.update(schema_version=2), "schema_version: 2 is not a known schema version"),
     (lambda e: e.update(verified=True), "verified: is true but there is no verification record"),
     (lambda e: e["results"][1]["metrics"]["psnr"].update(n=True), "metrics.psnr.n: expected a whole number"),
+    (lambda e: e["results"][1].update(threat_model="sideways"), "results[1].threat_model: 'sideways' is not a threat"),
+    (lambda e: e["results"].append(json.loads(json.dumps(e["results"][1]))), "already appears in results[1]"),
 ])
 def test_bad_values_names_and_directions_get_one_clear_message(entry_path, change, expected):
     assert expected in only_problem(problems_after(entry_path, change))
+
+
+def test_one_attack_may_appear_under_each_threat_model(entry_path):
+    def add_transfer_row(entry):
+        row = json.loads(json.dumps(entry["results"][1]))
+        entry["results"][1]["threat_model"] = "adaptive"
+        entry["results"].append({**row, "threat_model": "transfer"})
+
+    assert problems_after(entry_path, add_transfer_row) == []
 
 
 def test_non_json_constants_duplicate_keys_and_big_files_are_refused(entry_path):

@@ -30,6 +30,9 @@ class Track:
 TRACKS = {track.name: track for track in (
     Track("vae-protection", "reconstruction", "Autoencoder robustness: attacked images through the VAE",
           headline=("latent_shift", "psnr", "lpips", "fid")),
+    Track("edit-protection", "img2img-edit",
+          "Protected images under img2img editing: how far the edits of protected images move from the clean edits",
+          headline=("latent_shift", "clip-sim", "lpips", "kid", "clean_rec_psnr")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
@@ -40,25 +43,29 @@ PLUGIN_KEYS = {"name", "version", "config"}
 ATTACK_KEYS = {"label", "name", "version", "config"}
 WEIGHT_KEYS = {"path", "sha256"}
 RESULT_KEYS = {"attack", "eps", "metrics"}
+OPTIONAL_RESULT_KEYS = {"threat_model"}
+THREAT_MODELS = ("adaptive", "transfer", "none")
 METRIC_KEYS = {"claimed", "measured", "low", "high", "n", "higher_is_better", "kind"}
 PROVENANCE_KEYS = {"git", "python", "device", "dtype"}
 OPTIONAL_PROVENANCE_KEYS = {"packages", "seed", "date"}
 
-SCENARIO_QUANTITIES = {"linf": False, "latent_shift": False}
+SCENARIO_QUANTITIES = {"linf": False, "latent_shift": False, "lpips_input": False, "attack_objective": False}
 """Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 METRIC_RANGES = {"ssim": (-1.0, 1.0), "lpips": (0.0, math.inf), "psnr": (0.0, math.inf), "linf": (0.0, 1.0),
-                 "latent_shift": (0.0, math.inf)}
+                 "latent_shift": (0.0, math.inf), "lpips_input": (0.0, math.inf), "clip-sim": (-1.0, 1.0),
+                 "zero-shot": (0.0, 1.0), "clip-score": (0.0, 100.0)}
 """Known ranges by base metric name; any other metric (fid, kid, ...) only has to be finite."""
 
-METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 REMOTE_WEIGHTS = ("hf://", "https://")
 
 
 def base_metric(column: str) -> str:
-    """``psnr_vs_clean_rec`` -> ``psnr``: the registered metric a result column was computed with."""
-    return column.split("_vs_")[0]
+    """``psnr_vs_clean_rec`` and ``clean_rec_psnr`` -> ``psnr``: the registered metric a result column
+    was computed with."""
+    return column.removeprefix("clean_rec_").split("_vs_")[0]
 
 
 def _kind(value: Any) -> str:
@@ -191,18 +198,22 @@ def check_weights_list(weights: Any) -> None:
 def check_results(results: Any) -> None:
     if not isinstance(results, list) or not results:
         raise fail("results", "expected a non-empty list of {attack, eps, metrics} objects")
-    seen: dict[tuple[str, float], int] = {}
+    seen: dict[tuple[str, float, str], int] = {}
     for i, result in enumerate(results):
         where = f"results[{i}]"
-        mapping(result, where, RESULT_KEYS)
+        mapping(result, where, RESULT_KEYS, OPTIONAL_RESULT_KEYS)
+        threat = result.get("threat_model", "adaptive")
+        if threat not in THREAT_MODELS:
+            raise fail(f"{where}.threat_model", f"{threat!r} is not a threat model; write one of "
+                       f"{', '.join(THREAT_MODELS)}")
         attack = mapping(result["attack"], f"{where}.attack", ATTACK_KEYS)
         for key in ("label", "name", "version"):
             string(attack[key], f"{where}.attack.{key}")
         free_mapping(attack["config"], f"{where}.attack.config")
         eps = number(result["eps"], f"{where}.eps", 0.0, 1.0)
-        cell = (attack["label"], eps)
+        cell = (attack["label"], eps, threat)
         if cell in seen:
-            raise fail(where, f"attack {attack['label']!r} at eps {eps:g} already appears in "
+            raise fail(where, f"attack {attack['label']!r} at eps {eps:g} ({threat}) already appears in "
                        f"results[{seen[cell]}]; keep one")
         seen[cell] = i
         metrics = result["metrics"]
@@ -214,7 +225,7 @@ def check_results(results: Any) -> None:
 
 def check_metric(name: str, values: Any, where: str) -> None:
     if not METRIC_NAME.match(name):
-        raise fail(where, f"{name!r} is not a metric column name (lower-case letters, digits, '_')")
+        raise fail(where, f"{name!r} is not a metric column name (lower-case letters, digits, '_', '-')")
     values = mapping(values, where, METRIC_KEYS)
     low, high = METRIC_RANGES.get(name, METRIC_RANGES.get(base_metric(name), (-math.inf, math.inf)))
     number(values["measured"], f"{where}.measured", low, high)

@@ -112,7 +112,7 @@ def result_of(summary: dict[str, Any]) -> dict[str, Any]:
     if not metrics:
         raise BenchError(f"cell {summary['key']} ({summary['attack']}) has no finite metric; check the run")
     return {"attack": {"label": summary["attack"], **summary["config"]["attack"]}, "eps": float(summary["eps"]),
-            "metrics": metrics}
+            "threat_model": summary.get("threat_model", "adaptive"), "metrics": metrics}
 
 
 def entry_grid(grid: dict[str, Any], label: str, track: schema.Track) -> dict[str, Any]:
@@ -150,6 +150,9 @@ def apply_claims(results: list[dict[str, Any]], claims: Any, where: str) -> None
             known = sorted({f"{r['attack']['label']} (eps {r['eps']:g})" for r in results})
             raise BenchError(f"{at}: the run has no attack {attack!r}{'' if eps is None else f' at eps {eps:g}'}; "
                              f"it has {', '.join(known)}")
+        threats = {r.get("threat_model", "adaptive") for r in matches}
+        if len(threats) > 1:
+            matches = [r for r in matches if r.get("threat_model", "adaptive") == "transfer"]
         if len(matches) > 1:
             raise BenchError(f"{at}: attack {attack!r} ran at several eps; use the list form with an eps per claim")
         if metric not in matches[0]["metrics"]:
@@ -178,7 +181,7 @@ def build_entry(run_dir: Path, track_name: str, repo: Path, name: str | None = N
     for summary in cells:
         for path, sha in summary.get("weights", {}).items():
             weights[weights_location(path, repo)] = sha
-    results = sorted((result_of(s) for s in cells), key=lambda r: (r["attack"]["label"], r["eps"]))
+    results = sorted((result_of(s) for s in cells), key=lambda r: (r["attack"]["label"], r["eps"], r["threat_model"]))
     if claimed is not None:
         apply_claims(results, files.read_json_file(claimed, claimed.parent), files.shown(claimed))
     provenance = {k: v for k, v in first["provenance"].items() if k != "suite_version"}

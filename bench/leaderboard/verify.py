@@ -71,10 +71,12 @@ def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Chec
     checks = []
     for i, result in enumerate(entry["results"]):
         label, eps = result["attack"]["label"], result["eps"]
-        match = [s for s in fresh if s["attack"] == label and abs(s["eps"] - eps) <= EPS_TOLERANCE]
+        threat = result.get("threat_model", "adaptive")
+        match = [s for s in fresh if s["attack"] == label and abs(s["eps"] - eps) <= EPS_TOLERANCE
+                 and s.get("threat_model", "adaptive") == threat]
         if not match:
-            raise BenchError(f"results[{i}]: the rerun produced no {label!r} cell at eps {eps:g}; the entry's grid "
-                             "no longer builds it, so resubmit from a fresh run")
+            raise BenchError(f"results[{i}]: the rerun produced no {label!r} cell at eps {eps:g} ({threat}); the "
+                             "entry's grid no longer builds it, so resubmit from a fresh run")
         summary = match[0]
         if summary["config"]["defense"]["config"] != entry["defense"]["config"]:
             raise BenchError("defense.config: the rerun built a different defense config than the entry records; "

@@ -56,10 +56,11 @@ class Img2ImgEdit(Scenario):
         return self._editor(context, defense.attack_view())
 
     def attack_model_identity(self, context: CellContext, defense: Defense) -> dict:
-        identity = {"view": defense.view_identity()}
-        if "diffusion" in context.attack.requirements():
-            identity["edit"] = dataclasses.asdict(self.config)
-        return identity
+        """An attack that only needs the autoencoder crafts what it crafts in the reconstruction
+        scenario, so the two share the cached perturbation."""
+        if "diffusion" not in context.attack.requirements():
+            return defense.view_identity()
+        return {"view": defense.view_identity(), "edit": dataclasses.asdict(self.config)}
 
     def evaluation_model(self, context: CellContext, defense: Defense) -> Editor:
         return self._editor(context, defense)
@@ -113,7 +114,8 @@ class Img2ImgEdit(Scenario):
             edits = editor.edit(None, prompts, seed=context.batch_seed(index), latents=latents)
             latents = latents.float()
             clean_edits_batch = clean["edits"][batch].to(edits.device)
-            out = {"adversarial": x_adv.cpu(), "edited": edits.cpu(), **budget_columns(x_adv, x),
+            out = {"adversarial": x_adv.cpu(), "edited": edits.cpu(), "clean_edited": clean_edits_batch.cpu(),
+                   **budget_columns(x_adv, x),
                    "latent_shift": (latents - clean["latents"][batch].to(latents.device)).flatten(1).norm(dim=1).cpu(),
                    SELECTION_COLUMN: lpips_distance(edits, clean_edits_batch, "alex").float().cpu(),
                    **objective_column(context, x_adv, x, index)}

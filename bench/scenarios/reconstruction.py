@@ -64,6 +64,7 @@ class Reconstruction(Scenario):
             clean_latents = clean["latents"][batch].to(device)
             clean_reconstruction = clean["reconstruction"][batch].to(device)
             out = {"adversarial": x_adv.cpu(), "reconstruction": reconstruction.float().cpu(),
+                   "clean_reconstruction": clean_reconstruction.float().cpu(),
                    **budget_columns(x_adv, x),
                    "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu(),
                    SELECTION_COLUMN: lpips_distance(reconstruction.float(), x, "alex").float().cpu(),

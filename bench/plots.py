@@ -1,0 +1,141 @@
+"""Figures of a finished run (matplotlib), written by ``bench plot RUN_DIR``:
+
+- ``damage-vs-eps-<metric>.png``: a metric against the L-inf budget, one curve per defense (solid:
+  adaptive, dashed: transfer), one panel per attack, 95% intervals as bars; the clean (``none``)
+  row, where present, is the point at eps 0. Written where an attack was run at several budgets.
+- ``examples.png``: a few test images through every defense: the clean image and what the defense
+  makes of it (reconstruction, or edit in the img2img-edit scenario), then, per attack, the attacked
+  image and what the defense makes of that. Adaptive rows where present, else transfer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.store import RunStore
+
+OUTPUT_KEYS = {"reconstruction": ("reconstruction", "clean_reconstruction"), "img2img-edit": ("edited", "clean_edited")}
+
+
+def _matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
+    """The metric against eps per attack and defense; None where no attack has several budgets."""
+    curves: dict[str, dict[tuple[str, str], list[tuple[float, dict]]]] = defaultdict(lambda: defaultdict(list))
+    clean: dict[str, dict] = {}
+    for summary in summaries:
+        values = summary["metrics"].get(metric)
+        if values is None:
+            continue
+        if summary["attack"] == "none":
+            clean[summary["defense"]] = values
+        else:
+            curves[summary["attack"]][(summary["defense"], summary.get("threat_model", "adaptive"))].append(
+                (summary["eps"], values))
+    attacks = [a for a, lines in curves.items() if any(len({e for e, _ in pts}) > 1 for pts in lines.values())]
+    if not attacks:
+        return None
+    plt = _matplotlib()
+    figure, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.6), squeeze=False)
+    defenses = sorted({d for a in attacks for d, _ in curves[a]})
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
+    for axis, attack in zip(axes[0], attacks, strict=True):
+        for (defense, threat), points in sorted(curves[attack].items()):
+            if defense in clean:
+                points = [(0.0, clean[defense]), *points]
+            points.sort(key=lambda p: p[0])
+            eps = [e * 255 for e, _ in points]
+            value = [v["value"] for _, v in points]
+            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
+            axis.errorbar(eps, value, yerr=error, color=colours[defense], capsize=2, marker="o", markersize=3,
+                          linestyle="--" if threat == "transfer" else "-", label=f"{defense} ({threat})")
+        arrow = "higher is better" if points and points[0][1].get("higher_is_better", True) else "lower is better"
+        axis.set(title=attack, xlabel="eps (x/255, L-inf)", ylabel=f"{metric} ({arrow})")
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_png, dpi=120)
+    plt.close(figure)
+    return out_png
+
+
+def example_grid(run: RunStore, out_png: Path, examples: int = 3) -> Path | None:
+    """Clean / attacked images and what each defense makes of them, from the stored first batches."""
+    chosen: dict[tuple[str, str], tuple[Any, dict]] = {}
+    for key in run.cell_keys():
+        store = run.cell(key)
+        if not store.is_complete():
+            continue
+        summary = store.summary()
+        pair = (summary["defense"], summary["attack"])
+        if summary["config"]["scenario"]["name"] in OUTPUT_KEYS and (
+                pair not in chosen or summary.get("threat_model") == "adaptive"):
+            chosen[pair] = (store, summary)
+    if not chosen:
+        return None
+    from bench import data as data_module
+    from bench.data import DataSpec
+
+    first = next(iter(chosen.values()))[1]
+    clean = data_module.load(DataSpec(**first["config"]["data"])).images[:examples]
+    defenses = list(dict.fromkeys(d for d, _ in chosen))
+    attacks = [a for a in dict.fromkeys(a for _, a in chosen) if a != "none"]
+    plt = _matplotlib()
+    figure, axes = plt.subplots(len(defenses) * len(clean), 2 + 2 * len(attacks), squeeze=False,
+                                figsize=(1.3 * (2 + 2 * len(attacks)), 1.4 * len(defenses) * len(clean)))
+    for axis in axes.flat:
+        axis.axis("off")
+    for d, defense in enumerate(defenses):
+        for (cell_defense, attack), (store, summary) in chosen.items():
+            if cell_defense != defense:
+                continue
+            batch = store.load_batch(0)
+            output_key, clean_key = OUTPUT_KEYS[summary["config"]["scenario"]["name"]]
+            for e in range(len(clean)):
+                row = axes[d * len(clean) + e]
+                _show(row[0], clean[e], f"{defense}: clean" if e == 0 else "")
+                if clean_key in batch:
+                    _show(row[1], batch[clean_key][e], output_key if d == 0 and e == 0 else "")
+                if attack != "none":
+                    column = 2 + 2 * attacks.index(attack)
+                    title = f"{attack} ({summary.get('threat_model', '')})" if d == 0 and e == 0 else ""
+                    _show(row[column], batch["adversarial"][e], title)
+                    _show(row[column + 1], batch[output_key][e], "")
+    figure.tight_layout(pad=0.2)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_png, dpi=110)
+    plt.close(figure)
+    return out_png
+
+
+def _show(axis, image: torch.Tensor, title: str) -> None:
+    axis.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+    if title:
+        axis.set_title(title, fontsize=7)
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[str] | None = None) -> list[Path]:
+    run = RunStore(run_dir)
+    summaries = run.summaries()
+    if not summaries:
+        raise BenchError(f"{run_dir} holds no finished cells; run `bench run GRID --out {run_dir}` first")
+    out_dir = Path(out) if out else Path(run_dir) / "plots"
+    wanted = metrics or [m for m in ("lpips", "psnr", "clip-sim", "latent_shift") if m in summaries[0]["metrics"]]
+    written = [damage_curves(summaries, metric, out_dir / f"damage-vs-eps-{metric}.png") for metric in wanted]
+    written.append(example_grid(run, out_dir / "examples.png"))
+    (out_dir / "plots.json").write_text(json.dumps([str(p) for p in written if p], indent=2) + "\n")
+    return [p for p in written if p]
