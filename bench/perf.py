@@ -27,15 +27,24 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
 
 def cases(batch: int, device: torch.device) -> dict[str, tuple[Callable[[], Any], int]]:
     """name -> (callable, images it processes)."""
+    from attacks.mist import Mist
     from attacks.pgd_encoder import PGDEncoder
+    from attacks.photoguard import PhotoGuard
     from bench.data import load_fashion_mnist
+    from bench.editing import EditConfig, Editor
     from bench.metrics.inception import inception_features
     from bench.metrics.lpips import lpips_distance
+    from defenses.impress import ImpressPurifier
     from defenses.vae import AutoencoderKLDefense
 
-    images = load_fashion_mnist("test", batch).images.to(device)
+    data = load_fashion_mnist("test", batch)
+    images = data.images.to(device)
     defense = AutoencoderKLDefense(AutoencoderKLDefense.make_config({"model": "vae-kl"})).to(device)
+    editor = Editor.for_defense(defense, EditConfig(), device)
     pgd = PGDEncoder(PGDEncoder.make_config({"steps": 1}))
+    photoguard = PhotoGuard(PhotoGuard.make_config({"steps": 1}))
+    mist = Mist(Mist.make_config({"steps": 1}))
+    impress = ImpressPurifier(ImpressPurifier.make_config({"steps": 1})).to(device)
 
     def reconstruct():
         with torch.no_grad():
@@ -47,6 +56,10 @@ def cases(batch: int, device: torch.device) -> dict[str, tuple[Callable[[], Any]
 
     return {"vae-kl reconstruction": (reconstruct, batch),
             "pgd-encoder step (vae-kl, LPIPS-vgg)": (lambda: pgd(defense, images, seed=0), batch),
+            "photoguard step (vae-kl encoder)": (lambda: photoguard(defense, images, seed=0), batch),
+            "mist step (fused, ldm-t2i)": (lambda: mist(editor, images, seed=0), batch),
+            "impress purification step": (lambda: impress.purify(images), batch),
+            "img2img edit (ldm-t2i, 25 of 50 DDIM steps)": (lambda: editor.edit(images, list(data.captions), 0), batch),
             "LPIPS-alex": (lpips, batch),
             "FID Inception features": (lambda: inception_features(images), batch)}
 

@@ -73,8 +73,9 @@ def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -
     return out_png
 
 
-def example_grid(run: RunStore, out_png: Path, examples: int = 3) -> Path | None:
-    """Clean / attacked images and what each defense makes of them, from the stored first batches."""
+def example_grid(run: RunStore, out_png: Path, examples: int = 2) -> Path | None:
+    """Clean / attacked images and what each defense makes of them, from the stored first batches;
+    per defense and attack the adaptive cell at the largest budget."""
     chosen: dict[tuple[str, str], tuple[Any, dict]] = {}
     for key in run.cell_keys():
         store = run.cell(key)
@@ -82,8 +83,9 @@ def example_grid(run: RunStore, out_png: Path, examples: int = 3) -> Path | None
             continue
         summary = store.summary()
         pair = (summary["defense"], summary["attack"])
+        rank = (summary.get("threat_model") == "adaptive", summary["eps"])
         if summary["config"]["scenario"]["name"] in OUTPUT_KEYS and (
-                pair not in chosen or summary.get("threat_model") == "adaptive"):
+                pair not in chosen or rank > (chosen[pair][1].get("threat_model") == "adaptive", chosen[pair][1]["eps"])):
             chosen[pair] = (store, summary)
     if not chosen:
         return None
@@ -112,7 +114,8 @@ def example_grid(run: RunStore, out_png: Path, examples: int = 3) -> Path | None
                     _show(row[1], batch[clean_key][e], output_key if d == 0 and e == 0 else "")
                 if attack != "none":
                     column = 2 + 2 * attacks.index(attack)
-                    title = f"{attack} ({summary.get('threat_model', '')})" if d == 0 and e == 0 else ""
+                    title = (f"{attack} {summary['eps'] * 255:.0f}/255 ({summary.get('threat_model', '')})"
+                             if d == 0 and e == 0 else "")
                     _show(row[column], batch["adversarial"][e], title)
                     _show(row[column + 1], batch[output_key][e], "")
     figure.tight_layout(pad=0.2)

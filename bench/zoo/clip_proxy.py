@@ -120,4 +120,6 @@ def evaluate_clip_proxy(name: str = "clip-proxy", n: int = 2000) -> dict[str, An
     data = load_fashion_mnist("test", n)
     correct = zero_shot_correct(load_clip_proxy(name), data.images, data.labels, FASHION_MNIST_CLASSES)
     return {"model": name, "split": "test", "n": n,
-            "zero_shot_accuracy": mean_interval(correct.numpy()).as_dict()}
+            "zero_shot_accuracy": mean_interval(correct.numpy()).as_dict(),
+            "per_class": {c: round(float(correct[data.labels == i].mean()), 4)
+                          for i, c in enumerate(FASHION_MNIST_CLASSES)}}

@@ -1,0 +1,76 @@
+"""``bench plot`` on a small finished run, and the zoo's sample grids and quality bars on tiny settings."""
+
+import pytest
+import yaml
+from PIL import Image
+
+from bench import zoo
+from bench.errors import BenchError
+from bench.runner import Runner, RunOptions
+
+
+def test_plot_writes_damage_curves_and_examples(tmp_path, tiny_vae_dir):
+    from bench.plots import plot_run
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "batch_size": 4, "data": {"n": 4}, "metrics": ["psnr", "lpips"],
+        "defenses": [{"name": "vae", "model": str(tiny_vae_dir), "label": "tiny"},
+                     {"name": "jpeg", "model": str(tiny_vae_dir)}],
+        "attacks": ["none", {"name": "photoguard", "steps": 2}], "eps": [0.02, 0.06],
+        "threat_models": ["transfer", "adaptive"], "transfer_source": {"name": "vae", "model": str(tiny_vae_dir)}}))
+    Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(grid)
+    written = plot_run(tmp_path / "run", tmp_path / "plots", ["psnr"])
+    assert sorted(p.name for p in written) == ["damage-vs-eps-psnr.png", "examples.png"]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.size[0] > 200 and image.size[1] > 100
+
+
+def test_plot_of_an_empty_folder_names_the_fix(tmp_path):
+    from bench.plots import plot_run
+
+    with pytest.raises(BenchError, match="bench run GRID"):
+        plot_run(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["vae-kl", "clip-proxy"])
+def test_zoo_show_writes_one_labelled_row_per_class(name, tmp_path):
+    from bench.zoo.show import show
+
+    path = show(name, tmp_path / f"{name}.png", per_class=4)
+    with Image.open(path) as image:
+        assert image.size[1] == 10 * 34
+
+
+@pytest.mark.slow
+def test_zoo_eval_of_ldm_t2i_classifies_its_generations():
+    from bench.zoo import evaluate
+
+    result = evaluate.evaluate("ldm-t2i", 10)
+    assert result["generations"] == 10 and 0 <= result["clip_proxy_accuracy"]["value"] <= 1
+    assert set(result) >= {"fid", "kid", "clip_proxy_accuracy_on_test_images"}
+
+
+def test_every_zoo_model_has_a_quality_bar_and_a_recipe():
+    from bench.zoo.builders import RECIPES
+    from bench.zoo.evaluate import EVALUATORS
+
+    assert set(zoo.manifest()) == set(EVALUATORS) == set(RECIPES)
+
+
+def test_a_debiased_ema_of_constant_weights_is_those_weights():
+    import torch
+
+    from bench.zoo.train_ddpm import debias_ema
+
+    model = torch.nn.Linear(3, 2)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    target = {k: torch.full_like(v, 0.5) for k, v in initial.items()}
+    with torch.no_grad():
+        for _ in range(50):
+            for name, value in model.state_dict().items():
+                value.lerp_(target[name], 1 - 0.9)
+    debias_ema(model, initial, 0.9, 50)
+    for name, value in model.state_dict().items():
+        assert torch.allclose(value, target[name], atol=1e-5)
