@@ -31,7 +31,9 @@ def test_save_images_writes_the_exact_attacked_pngs(tmp_path, tiny_vae_dir):
 def test_committed_smoke_baseline_shows_pgd_beating_noise():
     """The CI regression pins these numbers to the code; here, that they show what the suite claims."""
     numbers = json.loads(open("grids/baselines/smoke.json").read())["numbers"]
-    value = {key.split("|")[1] + ":" + key.split("|")[4]: entry["value"] for key, entry in numbers.items()}
+    fields = ("defense", "attack", "threat_model", "scenario", "eps", "metric")
+    rows = [dict(zip(fields, key.split("|"), strict=True), value=entry["value"]) for key, entry in numbers.items()]
+    value = {row["attack"] + ":" + row["metric"]: row["value"] for row in rows}
     assert value["pgd-encoder:latent_shift"] > 3 * value["noise:latent_shift"]
     assert value["pgd-encoder:psnr_vs_clean_rec"] < value["noise:psnr_vs_clean_rec"] - 10
     assert value["pgd-encoder:psnr"] < value["noise:psnr"]
