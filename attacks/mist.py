@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval
+from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
 
 LOSSES = ("textural", "semantic", "fused")
 
@@ -96,16 +96,12 @@ class Mist(Attack):
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
         target = self._target_latent(model, images)
-        delta = torch.zeros_like(images)
-        if cfg.random_start:
-            delta = ((torch.rand(images.shape, generator=generator) * 2 - 1) * cfg.eps).to(images.device)
-        delta = ((images + delta).clamp(0, 1) - images).detach()
+        delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
         for _ in range(cfg.steps):
             delta.requires_grad_(True)
             loss = self._loss(model, images + delta, target, generator).sum()
             (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() - cfg.step_size * grad.sign()).clamp(-cfg.eps, cfg.eps)
-            delta = (images + delta).clamp(0, 1) - images
+            delta = signed_step(delta, -grad, cfg.step_size, images, cfg.eps)
         return images + delta
 
     def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval
+from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
 from bench.metrics.lpips import lpips_distance, lpips_network
 
 
@@ -62,16 +62,12 @@ class PGDEncoder(Attack):
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
-        delta = torch.zeros_like(images)
-        if cfg.random_start:
-            delta = ((torch.rand(images.shape, generator=generator) * 2 - 1) * cfg.eps).to(images.device)
-        delta = ((images + delta).clamp(0, 1) - images).detach()
+        delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
         for _ in range(cfg.steps):
             delta.requires_grad_(True)
             loss = reconstruction_loss(model, images + delta, images, cfg.lpips_weight, cfg.lpips_net).sum()
             (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() + cfg.step_size * grad.sign()).clamp(-cfg.eps, cfg.eps)
-            delta = (images + delta).clamp(0, 1) - images
+            delta = signed_step(delta, grad, cfg.step_size, images, cfg.eps)
         return images + delta
 
     def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval
+from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
 from bench.errors import BenchError
 
 VARIANTS = ("encoder", "diffusion")
@@ -87,17 +87,13 @@ class PhotoGuard(Attack):
         cfg = self.config
         target = self._target_latent(model, images)
         noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        delta = torch.zeros_like(images)
-        if cfg.random_start:
-            delta = ((torch.rand(images.shape, generator=generator) * 2 - 1) * cfg.eps).to(images.device)
-        delta = ((images + delta).clamp(0, 1) - images).detach()
+        delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
         for step in range(cfg.steps):
             step_size = cfg.step_size - (cfg.step_size - cfg.step_size / 100) * step / max(1, cfg.steps - 1)
             delta.requires_grad_(True)
             loss = self._loss(model, images + delta, target, noise_seed).sum()
             (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() - step_size * grad.sign()).clamp(-cfg.eps, cfg.eps)
-            delta = (images + delta).clamp(0, 1) - images
+            delta = signed_step(delta, -grad, step_size, images, cfg.eps)
         return images + delta
 
     def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:

@@ -154,6 +154,22 @@ class Attack(Plugin):
         return quantise_into_ball(adversarial, images, self.config.eps)
 
 
+def uniform_start(images: torch.Tensor, eps: float, generator: torch.Generator, random: bool = True) -> torch.Tensor:
+    """PGD's starting perturbation: uniform in the L-inf ball (zero when not ``random``), kept in [0, 1]."""
+    if not random:
+        return torch.zeros_like(images)
+    delta = ((torch.rand(images.shape, generator=generator) * 2 - 1) * eps).to(images.device)
+    return ((images + delta).clamp(0, 1) - images).detach()
+
+
+def signed_step(delta: torch.Tensor, gradient: torch.Tensor, step_size: float, images: torch.Tensor,
+                eps: float) -> torch.Tensor:
+    """One signed-gradient step ``delta + step_size * sign(gradient)``, projected onto the eps-ball
+    and onto [0, 1]; pass the negated gradient to descend."""
+    delta = (delta.detach() + step_size * gradient.sign()).clamp(-eps, eps)
+    return (images + delta).clamp(0, 1) - images
+
+
 def quantise_into_ball(adversarial: torch.Tensor, clean: torch.Tensor, eps: float) -> torch.Tensor:
     """Round to the 8-bit grid, keeping every pixel within eps of ``clean`` and inside [0, 1]."""
     levels = torch.round(adversarial * PIXEL_LEVELS)
