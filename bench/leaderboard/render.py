@@ -44,7 +44,7 @@ class Column:
 
     def order(self) -> tuple:
         group = 0 if self.metric in LEADING_METRICS else 2 if "_vs_" in self.metric else 1
-        return (self.attack != "none", self.attack, self.eps, self.threat_model != "transfer", group, self.metric)
+        return (self.attack != "none", self.attack, self.eps, self.threat_model == "transfer", group, self.metric)
 
 
 def number_text(value: float | None) -> str:

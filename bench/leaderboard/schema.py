@@ -32,7 +32,7 @@ TRACKS = {track.name: track for track in (
           headline=("latent_shift", "psnr", "lpips", "fid")),
     Track("edit-protection", "img2img-edit",
           "Protected images under img2img editing: how far the edits of protected images move from the clean edits",
-          headline=("latent_shift", "clip-sim", "lpips", "kid", "clean_rec_psnr")),
+          headline=("clip-sim", "lpips", "clean_rec_psnr")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
