@@ -81,8 +81,9 @@ def _paired_standard_error(baseline: dict[str, Any], measured: dict[str, Any]) -
     a, b = baseline.get("samples"), measured.get("samples")
     if a is None or b is None or len(a) != len(b) or len(a) < 2:
         return None
-    differences = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    differences = differences[np.isfinite(differences)]
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both_finite = np.isfinite(a) & np.isfinite(b)
+    differences = b[both_finite] - a[both_finite]
     if len(differences) < 2:
         return 0.0
     return float(differences.std(ddof=1) / np.sqrt(len(differences)))
