@@ -74,3 +74,30 @@ def test_a_debiased_ema_of_constant_weights_is_those_weights():
     debias_ema(model, initial, 0.9, 50)
     for name, value in model.state_dict().items():
         assert torch.allclose(value, target[name], atol=1e-5)
+
+
+
+def test_ddpm_training_continues_from_an_earlier_folder(tmp_path, monkeypatch):
+    import dataclasses
+    import types
+
+    import torch
+
+    from bench.zoo import train_ddpm
+
+    monkeypatch.setattr(train_ddpm, "load_fashion_mnist",
+                        lambda split: types.SimpleNamespace(images=torch.rand(4, 3, 32, 32)))
+    tiny = train_ddpm.DDPMTrainConfig(steps=0, block_out_channels=(32, 32, 32), layers_per_block=1)
+    earlier = train_ddpm.build_unet(dataclasses.replace(tiny, seed=5))
+    earlier.save_pretrained(tmp_path / "earlier" / "unet", safe_serialization=True)
+
+    train_ddpm.train_ddpm_pixel(tmp_path / "fresh", tiny, quiet=True)
+    info = train_ddpm.train_ddpm_pixel(tmp_path / "continued",
+                                       dataclasses.replace(tiny, init_from=str(tmp_path / "earlier")), quiet=True)
+
+    assert info["init_from"] == str(tmp_path / "earlier")
+    expected = earlier.state_dict()
+    continued = train_ddpm.load_unet(tmp_path / "continued").state_dict()
+    fresh = train_ddpm.load_unet(tmp_path / "fresh").state_dict()
+    assert all(torch.equal(continued[name], value) for name, value in expected.items())
+    assert not all(torch.equal(fresh[name], value) for name, value in expected.items())

@@ -9,6 +9,9 @@ weights still holds decay^steps of them (9% after 4,774 steps at decay 0.9995, e
 samples), so the saved weights are (EMA - decay^steps * initial) / (1 - decay^steps), the
 exponentially weighted average of the trained weights alone, as Adam corrects its moments.
 Samples are drawn with DDIM (``sample``), deterministic for a seed.
+
+``init_from`` continues an earlier run from the UNet in that zoo folder; the optimiser (and its
+warm-up) and the EMA start afresh there, so the saved weights average this leg's iterates only.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class DDPMTrainConfig:
     layers_per_block: int = 2
     log_every: int = 500
     max_seconds: float = 0.0
+    init_from: str = ""
 
 
 def build_unet(config: DDPMTrainConfig):
@@ -59,7 +63,10 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
     torch.manual_seed(config.seed)
     start = time.time()
     train = load_fashion_mnist("train").images.to(device) * 2 - 1
-    unet = build_unet(config).to(device)
+    unet = build_unet(config)
+    if config.init_from:
+        unet.load_state_dict(load_unet(Path(config.init_from)).state_dict())
+    unet.to(device)
     ema = copy.deepcopy(unet).requires_grad_(False)
     initial = {k: v.detach().clone() for k, v in ema.state_dict().items()}
     scheduler = DDPMScheduler(**SCHEDULER_KWARGS)
@@ -124,11 +131,17 @@ def debias_ema(ema: torch.nn.Module, initial: dict[str, torch.Tensor], decay: fl
             value.copy_((value - weight * initial[name].to(value.device)) / (1 - weight))
 
 
+def load_unet(folder: Path):
+    from diffusers import UNet2DModel
+
+    return UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
+
+
 def load_ddpm_pipeline(folder: Path, device: str | torch.device = "cpu"):
     """A diffusers ``DDIMPipeline`` over the saved UNet and scheduler, frozen."""
-    from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
+    from diffusers import DDIMPipeline, DDIMScheduler
 
-    unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True).eval().requires_grad_(False)
+    unet = load_unet(folder).eval().requires_grad_(False)
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(torch.device(device))
