@@ -199,6 +199,9 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     batch_size = raw.get("batch_size", 16)
     threats = _threat_models(raw, source)
     transfer_raw = raw.get("transfer_source", DEFAULT_TRANSFER_SOURCE if "transfer" in threats else None)
+    if "transfer" in threats and not transfer_raw:
+        raise BenchError(f"{source}: the transfer threat model needs `transfer_source:` (the undefended model the "
+                         f"perturbations are crafted on, e.g. {DEFAULT_TRANSFER_SOURCE}); set it or drop transfer")
     transfer = _plugin(DEFENSES, transfer_raw, f"{source}: transfer_source") if transfer_raw else None
     cells: list[Cell] = []
     seen: set[str] = set()

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.store import RunStore
+from bench.store import RunStore, atomic_write_json
 
 OUTPUT_KEYS = {"reconstruction": ("reconstruction", "clean_reconstruction"), "img2img-edit": ("edited", "clean_edited")}
 
@@ -140,5 +139,5 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[s
     wanted = metrics or [m for m in ("lpips", "psnr", "clip-sim", "latent_shift") if m in summaries[0]["metrics"]]
     written = [damage_curves(summaries, metric, out_dir / f"damage-vs-eps-{metric}.png") for metric in wanted]
     written.append(example_grid(run, out_dir / "examples.png"))
-    (out_dir / "plots.json").write_text(json.dumps([str(p) for p in written if p], indent=2) + "\n")
+    atomic_write_json(out_dir / "plots.json", [str(p) for p in written if p])
     return [p for p in written if p]

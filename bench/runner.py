@@ -120,7 +120,8 @@ class Runner:
     def _defense(self, spec: PluginSpec) -> Defense:
         key = json.dumps(spec.as_dict(), sort_keys=True)
         if key not in self._defenses:
-            self._defenses[key] = spec.build(DEFENSES).to(self.options.torch_device, self.options.torch_dtype)
+            defense = spec.build(DEFENSES).prepare(self.options.torch_device)
+            self._defenses[key] = defense.to(self.options.torch_device, self.options.torch_dtype)
         return self._defenses[key]
 
     def _images(self, spec) -> data_module.ImageSet:

@@ -93,6 +93,7 @@ def test_the_default_is_adaptive_without_a_transfer_candidate():
     ({**BASE, "attacks": ["mist"]}, "needs a diffusion model"),
     ({**BASE, "attacks": ["glaze-like"], "metrics": ["psnr"]}, "use scenario img2img-edit"),
     ({**BASE, "transfer_source": "vae-kll", "threat_models": ["transfer"]}, "did you mean 'vae-kl'"),
+    ({**BASE, "transfer_source": None, "threat_models": ["transfer"]}, "needs `transfer_source:`"),
 ])
 def test_bad_threat_settings_are_refused(grid, message):
     with pytest.raises(BenchError, match=message):
