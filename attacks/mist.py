@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
+from bench.data import load_target_image
 
 LOSSES = ("textural", "semantic", "fused")
 
@@ -74,9 +75,7 @@ class Mist(Attack):
         if self.config.target == "stripes":
             pattern = stripes(images)
         else:
-            from attacks.photoguard import _load_target
-
-            pattern = _load_target(self.config.target, images)
+            pattern = load_target_image(self.config.target, images, "mist")
         with torch.no_grad():
             return model.encode(pattern).float()
 

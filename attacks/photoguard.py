@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
-from bench.errors import BenchError
+from bench.data import load_target_image
 
 VARIANTS = ("encoder", "diffusion")
 
@@ -65,49 +65,40 @@ class PhotoGuard(Attack):
     def requirements(self) -> frozenset[str]:
         return frozenset({"diffusion"}) if self.config.variant == "diffusion" else frozenset()
 
-    def _target_latent(self, model: Defense, images: torch.Tensor) -> torch.Tensor:
+    def _targets(self, model: Defense, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The target latent and, for the diffusion variant, its decoding: fixed for the whole batch."""
         with torch.no_grad():
-            shape = model.encode(images[:1]).shape
             if self.config.target == "zero":
-                return torch.zeros(shape, device=images.device)
-            return model.encode(_load_target(self.config.target, images)).float()
+                latent = torch.zeros(model.encode(images[:1]).shape, device=images.device)
+            else:
+                latent = model.encode(load_target_image(self.config.target, images, "photoguard")).float()
+            if self.config.variant == "encoder":
+                return latent, None
+            return latent, model.decode(latent.expand(len(images), *latent.shape[1:])).float()
 
-    def _loss(self, model: Defense, adversarial: torch.Tensor, target: torch.Tensor,
+    def _loss(self, model: Defense, adversarial: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor | None],
               generator_seed: int) -> torch.Tensor:
         """(N,) the distance PhotoGuard minimises."""
-        if self.config.variant == "encoder":
-            return (model.encode(adversarial).float() - target).flatten(1).norm(dim=1)
+        target_latent, target_image = targets
+        if target_image is None:
+            return (model.encode(adversarial).float() - target_latent).flatten(1).norm(dim=1)
         prompts = [self.config.prompt] * len(adversarial)
         edited = model.denoise(adversarial, prompts, torch.Generator().manual_seed(generator_seed),
                                steps=self.config.diffusion_steps)
-        target_image = model.decode(target.expand(len(adversarial), *target.shape[1:])).detach()
-        return (edited.float() - target_image.float()).pow(2).flatten(1).sum(1)
+        return (edited.float() - target_image).pow(2).flatten(1).sum(1)
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
-        target = self._target_latent(model, images)
+        targets = self._targets(model, images)
         noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
         for step in range(cfg.steps):
             step_size = cfg.step_size - (cfg.step_size - cfg.step_size / 100) * step / max(1, cfg.steps - 1)
             delta.requires_grad_(True)
-            loss = self._loss(model, images + delta, target, noise_seed).sum()
+            loss = self._loss(model, images + delta, targets, noise_seed).sum()
             (grad,) = torch.autograd.grad(loss, delta)
             delta = signed_step(delta, -grad, step_size, images, cfg.eps)
         return images + delta
 
     def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
-        return -self._loss(model, adversarial, self._target_latent(model, clean), seed)
-
-
-def _load_target(path: str, like: torch.Tensor) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-
-    try:
-        image = Image.open(path)
-    except OSError as err:
-        raise BenchError(f"photoguard: cannot read target image {path}: {err}; re-save it as PNG") from None
-    with image:
-        array = np.asarray(image.convert("RGB").resize(tuple(like.shape[-2:][::-1]), Image.BICUBIC))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).to(like.device)
+        return -self._loss(model, adversarial, self._targets(model, clean), seed)

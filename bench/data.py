@@ -183,6 +183,19 @@ def load_tensors(path: str, n: int) -> ImageSet:
     return ImageSet(images[:n], labels, ("",) * n)
 
 
+def load_target_image(path: str, like: torch.Tensor, owner: str) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1]: an attack's target image, resized (bicubic) to the batch ``like``."""
+    from PIL import Image
+
+    try:
+        image = Image.open(path)
+    except OSError as err:
+        raise BenchError(f"{owner}: cannot read target image {path}: {err}; re-save it as PNG") from None
+    with image:
+        array = np.asarray(image.convert("RGB").resize(tuple(like.shape[-2:][::-1]), Image.BICUBIC))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).to(like.device)
+
+
 def load(spec: DataSpec) -> ImageSet:
     if spec.dataset == "fashion-mnist":
         return load_fashion_mnist(spec.split, spec.n)

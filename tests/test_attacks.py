@@ -77,3 +77,29 @@ def test_pgd_damages_more_than_noise(tiny_defense, images):
                                           "vgg").mean().item()
                 for name, attack in (("pgd", pgd), ("noise", noise))}
     assert loss["pgd"] > loss["noise"]
+
+
+@pytest.mark.parametrize("name", ["photoguard", "photoguard-diffusion", "mist"])
+def test_a_target_image_moves_the_attack_toward_it(name, tmp_path, tiny_defense, tiny_editor, images):
+    """A target image file is read, resized to the batch and pulls the attack's objective: crafting
+    toward a black target does better on the black-target objective than crafting toward a white one."""
+    from PIL import Image
+
+    for shade in ("black", "white"):
+        Image.new("RGB", (64, 64), shade).save(tmp_path / f"{shade}.png")
+    toward_black = build(name, steps=10, target=str(tmp_path / "black.png"))
+    toward_white = build(name, steps=10, target=str(tmp_path / "white.png"))
+    model = target_for(toward_black, tiny_defense, tiny_editor)
+    with torch.no_grad():
+        own = toward_black.objective(model, toward_black(model, images, seed=0), images, seed=0)
+        other = toward_black.objective(model, toward_white(model, images, seed=0), images, seed=0)
+    assert own.mean() > other.mean()
+
+
+def test_an_unreadable_target_image_names_the_fix(tmp_path, tiny_defense, images):
+    from bench.errors import BenchError
+
+    broken = tmp_path / "target.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(BenchError, match="photoguard: cannot read target image .* re-save it as PNG"):
+        build("photoguard", target=str(broken))(tiny_defense, images, seed=0)
