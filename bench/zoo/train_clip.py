@@ -13,8 +13,6 @@ the text tower locked its 10 embeddings are computed once.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from bench.clip_model import zero_shot_correct
 from bench.data import FASHION_MNIST_CLASSES, caption, load_fashion_mnist
 from bench.zoo.clip_proxy import ClipProxy, ImageTower, save_image_tower
+from bench.zoo.training import publish_folder
 
 
 @dataclass(frozen=True)
@@ -65,13 +64,7 @@ def train_clip_proxy(output: Path, config: ClipTrainConfig = ClipTrainConfig(), 
     tower.eval()
     val = load_fashion_mnist("val", config.val_images)
     accuracy = float(zero_shot_correct(ClipProxy(tower), val.images, val.labels, FASHION_MNIST_CLASSES).mean())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        save_image_tower(tower, Path(tmp))
-        if output.exists():
-            shutil.rmtree(output)
-        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
-    output.chmod(0o755)
+    publish_folder(output, lambda folder: save_image_tower(tower, folder))
     info = asdict(config)
     info["val_zero_shot_accuracy"] = accuracy
     info["logit_scale"] = float(tower.logit_scale.detach().exp())

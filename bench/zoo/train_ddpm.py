@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.data import load_fashion_mnist
+from bench.zoo.training import ema_update, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 DEFAULT_SAMPLING_STEPS = 100
@@ -92,9 +91,7 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         warmup.step()
-        with torch.no_grad():
-            for average, current in zip(ema.parameters(), unet.parameters(), strict=True):
-                average.lerp_(current, 1 - config.ema_decay)
+        ema_update(ema, unet, config.ema_decay)
         window.append(loss.detach())
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
             curve.append([step + 1, round(torch.stack(window).mean().item(), 5)])
@@ -105,14 +102,12 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
 
     debias_ema(ema, initial, config.ema_decay, completed)
     ema.to("cpu")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        ema.save_pretrained(Path(tmp) / "unet", safe_serialization=True)
-        DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(Path(tmp) / "scheduler")
-        if output.exists():
-            shutil.rmtree(output)
-        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
-    output.chmod(0o755)
+
+    def write(folder: Path) -> None:
+        ema.save_pretrained(folder / "unet", safe_serialization=True)
+        DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(folder / "scheduler")
+
+    publish_folder(output, write)
     info = asdict(config)
     info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
                 prediction_type="epsilon", saved_weights="EMA, bias-corrected for its initialisation", loss_curve=curve, device=str(device), steps_completed=completed,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.data import FASHION_MNIST_CLASSES, caption, load_fashion_mnist
+from bench.zoo.training import ema_update, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                     "beta_schedule": "scaled_linear"}
@@ -117,9 +116,7 @@ def train_ldm_t2i(output: Path, config: LDMTrainConfig = LDMTrainConfig(), quiet
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        with torch.no_grad():
-            for average, current in zip(ema.parameters(), unet.parameters(), strict=True):
-                average.lerp_(current, 1 - config.ema_decay)
+        ema_update(ema, unet, config.ema_decay)
         window.append(loss.item())
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
             curve.append([step + 1, round(sum(window) / len(window), 4)])
@@ -128,14 +125,11 @@ def train_ldm_t2i(output: Path, config: LDMTrainConfig = LDMTrainConfig(), quiet
                 print(f"step {step + 1}/{config.steps} loss {curve[-1][1]:.4f} "
                       f"{time.time() - start:.0f}s", flush=True)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        ema.save_pretrained(Path(tmp) / "unet", safe_serialization=True)
-        DDIMScheduler(**DDIM_KWARGS).save_pretrained(Path(tmp) / "scheduler")
-        if output.exists():
-            shutil.rmtree(output)
-        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
-    output.chmod(0o755)
+    def write(folder: Path) -> None:
+        ema.save_pretrained(folder / "unet", safe_serialization=True)
+        DDIMScheduler(**DDIM_KWARGS).save_pretrained(folder / "scheduler")
+
+    publish_folder(output, write)
     info = asdict(config)
     info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
                 prediction_type="epsilon", saved_weights="ema", latent_encode_seconds=round(encode_seconds),

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ import torch
 
 from bench.data import load_fashion_mnist
 from bench.metrics.lpips import lpips_distance
+from bench.zoo.training import publish_folder
 
 
 @dataclass(frozen=True)
@@ -145,17 +144,15 @@ def train_srl_vae(output: Path, config: SRLTrainConfig = SRLTrainConfig(), quiet
                       flush=True)
 
     vae.eval().to("cpu")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        vae.save_pretrained(tmp, safe_serialization=True)
-        config_file = Path(tmp) / "config.json"
+
+    def write(folder: Path) -> None:
+        vae.save_pretrained(folder, safe_serialization=True)
+        config_file = folder / "config.json"
         saved = json.loads(config_file.read_text())
         saved.pop("_name_or_path", None)  # the machine-specific folder it was loaded from
         config_file.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
-        if output.exists():
-            shutil.rmtree(output)
-        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
-    output.chmod(0o755)
+
+    publish_folder(output, write)
     info = asdict(config)
     info.update(loss_curve_columns=["step", "loss", "originality", "mse_adv", "lpips_adv"], loss_curve=curve,
                 steps_completed=completed, trained_parameters=sum(p.numel() for p in trainable), device=str(device),

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from bench.data import load_fashion_mnist
 from bench.metrics.lpips import lpips_distance
+from bench.zoo.training import publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +75,7 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
         sample = load_fashion_mnist("val", 2000).images
         latents = torch.cat([vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in sample.split(250)])
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        vae.save_pretrained(tmp, safe_serialization=True)
-        if output.exists():
-            shutil.rmtree(output)
-        shutil.copytree(tmp, output, copy_function=shutil.copyfile)
-    output.chmod(0o755)
+    publish_folder(output, lambda folder: vae.save_pretrained(folder, safe_serialization=True))
     info = asdict(config)
     info["latent_std_on_val"] = float(latents.std())
     return info
