@@ -130,11 +130,15 @@ def shared_image_text_model(model: str, trust_pickle: bool = False) -> Any:
     return load_image_text_model(model, trust_pickle)
 
 
-def zero_shot_correct(model: Any, images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...],
+def zero_shot_predict(model: Any, images: torch.Tensor, class_names: tuple[str, ...],
                       batch_size: int = 250) -> torch.Tensor:
-    """(N,) 1.0 where the class whose prompt "a photo of a {name}" is nearest is the label, else 0.0."""
+    """(N,) the index of the class whose prompt "a photo of a {name}" is nearest to each image."""
     with torch.no_grad():
         texts = model.encode_text([f"a photo of a {name}" for name in class_names])
-        predictions = torch.cat([(model.encode_image(chunk) @ texts.T).argmax(-1).cpu()
-                                 for chunk in images.split(batch_size)])
-    return (predictions == labels.cpu()).float()
+        return torch.cat([(model.encode_image(chunk) @ texts.T).argmax(-1).cpu() for chunk in images.split(batch_size)])
+
+
+def zero_shot_correct(model: Any, images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...],
+                      batch_size: int = 250) -> torch.Tensor:
+    """(N,) 1.0 where the zero-shot prediction is the label, else 0.0."""
+    return (zero_shot_predict(model, images, class_names, batch_size) == labels.cpu()).float()

@@ -12,10 +12,8 @@ the same DDIM steps with autograd on; a test shows it matches ``edit`` at the sa
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import torch
 
@@ -65,9 +63,6 @@ class Editor:
     @property
     def scaling_factor(self) -> float:
         return float(self.pipe.vae.config.scaling_factor)
-
-    def identity(self) -> dict[str, Any]:
-        return {"defense": self.defense.view_identity(), "edit": dataclasses.asdict(self.config)}
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.defense.encode(images)

@@ -12,8 +12,6 @@ cell keeps per image the candidate whose reconstruction is farther from x in LPI
 
 from __future__ import annotations
 
-import dataclasses
-
 import pandas as pd
 import torch
 
@@ -102,10 +100,6 @@ def sample_columns(context: CellContext, stored: dict[str, torch.Tensor]) -> lis
     return [key for key in ordered if key in stored] + rest
 
 
-def _data_identity(context: CellContext) -> dict:
-    return dataclasses.asdict(context.cell.data)
-
-
 def clean_reconstructions(context: CellContext) -> dict[str, torch.Tensor]:
     """E(x) and D(E(x)) of the cell's images, computed once per (defense, data) in a run."""
 
@@ -119,7 +113,7 @@ def clean_reconstructions(context: CellContext) -> dict[str, torch.Tensor]:
         return {"latents": torch.cat(latents), "reconstruction": torch.cat(reconstructions)}
 
     parts = {"what": "clean-reconstruction", "defense": context.cell.defense.as_dict(),
-             "data": _data_identity(context), "batch_size": context.cell.batch_size,
+             "data": context.data_identity(), "batch_size": context.cell.batch_size,
              "dtype": context.options.dtype, "device": context.device.type}
     return context.shared(parts, compute)
 
@@ -129,6 +123,6 @@ def reference_features(context: CellContext) -> dict[str, torch.Tensor]:
     spaces = {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}
     result = {}
     for space, metric in spaces.items():
-        parts = {"what": f"reference-{space}", "data": _data_identity(context)}
+        parts = {"what": f"reference-{space}", "data": context.data_identity()}
         result[space] = context.shared(parts, lambda m=metric: {"features": m.features(context.data.images)})["features"]
     return result

@@ -87,16 +87,13 @@ def evaluate_text_to_image(name: str, n: int = 200, batch_size: int = 50) -> dic
 
 def evaluate_unconditional(name: str, n: int = 500, batch_size: int = 250) -> dict[str, Any]:
     """n DDIM samples (seed 0) against n test images: FID, KID, and the class mix by clip-proxy."""
-    from bench.clip_model import load_image_text_model
+    from bench.clip_model import load_image_text_model, zero_shot_predict
     from bench.zoo import model_dir
     from bench.zoo.train_ddpm import DEFAULT_SAMPLING_STEPS, load_ddpm_pipeline, sample
 
     samples = sample(load_ddpm_pipeline(model_dir(name)), n, seed=0, batch_size=batch_size)
     real = load_fashion_mnist("test", n)
-    model = load_image_text_model("clip-proxy")
-    with torch.no_grad():
-        texts = model.encode_text([f"a photo of a {c}" for c in FASHION_MNIST_CLASSES])
-        predicted = (model.encode_image(samples) @ texts.T).argmax(-1).cpu()
+    predicted = zero_shot_predict(load_image_text_model("clip-proxy"), samples, FASHION_MNIST_CLASSES)
     mix = torch.bincount(predicted, minlength=len(FASHION_MNIST_CLASSES)).float() / n
     return {"model": name, "samples": n, "sampler": f"DDIM eta 0, {DEFAULT_SAMPLING_STEPS} steps", "seed": 0,
             **_fid_kid(samples, real.images),

@@ -38,12 +38,9 @@ def save_labelled_grid(rows: list[tuple[str, torch.Tensor]], out_png: str | Path
 
 
 def _by_predicted_class(images: torch.Tensor, per_class: int) -> list[tuple[str, torch.Tensor]]:
-    from bench.clip_model import load_image_text_model
+    from bench.clip_model import load_image_text_model, zero_shot_predict
 
-    model = load_image_text_model("clip-proxy")
-    with torch.no_grad():
-        texts = model.encode_text([caption(c) for c in range(len(FASHION_MNIST_CLASSES))])
-        predicted = (model.encode_image(images) @ texts.T).argmax(-1).cpu()
+    predicted = zero_shot_predict(load_image_text_model("clip-proxy"), images, FASHION_MNIST_CLASSES)
     return [(name, images[predicted == c][:per_class]) for c, name in enumerate(FASHION_MNIST_CLASSES)]
 
 
