@@ -398,3 +398,22 @@ def test_the_committed_leaderboard_is_valid_and_rendered():
     root = Path(__file__).resolve().parent.parent / "leaderboards"
     assert validate.validate_all(root)[1] == []
     render.check_renders(root)
+
+
+def test_claims_go_to_transfer_by_default_and_to_the_named_threat_model():
+    def results():
+        return [{"attack": {"label": "photoguard"}, "eps": 0.05, "threat_model": threat,
+                 "metrics": {"lpips": {"measured": 0.1, "claimed": None}}} for threat in ("adaptive", "transfer")]
+
+    by_default = results()
+    submit.apply_claims(by_default, {"photoguard": {"lpips": 0.2}}, "claims")
+    assert [r["metrics"]["lpips"]["claimed"] for r in by_default] == [None, 0.2]
+
+    named = results()
+    submit.apply_claims(named, [{"attack": "photoguard", "threat_model": "adaptive", "metric": "lpips",
+                                 "claimed": 0.3}], "claims")
+    assert [r["metrics"]["lpips"]["claimed"] for r in named] == [0.3, None]
+
+    with pytest.raises(BenchError, match=r"claims: \[0\].claimed: attack 'photoguard' has no 'sideways' row"):
+        submit.apply_claims(results(), [{"attack": "photoguard", "threat_model": "sideways", "metric": "lpips",
+                                         "claimed": 0.3}], "claims")

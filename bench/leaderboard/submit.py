@@ -129,21 +129,25 @@ def entry_grid(grid: dict[str, Any], label: str, track: schema.Track) -> dict[st
 
 
 def apply_claims(results: list[dict[str, Any]], claims: Any, where: str) -> None:
-    """Fill ``claimed`` from a claims file; an unknown attack, eps or metric is an error."""
-    rows: list[tuple[str, float | None, str, Any, str]] = []
+    """Fill ``claimed`` from a claims file; an unknown attack, eps, threat model or metric is an error.
+    A claim without a threat model goes to the transfer row where the run has both, since papers
+    report transfer numbers; the list form's ``threat_model`` key claims an adaptive number."""
+    rows: list[tuple[str, float | None, str | None, str, Any, str]] = []
     if isinstance(claims, dict):
         for attack, metrics in claims.items():
             schema.free_mapping(metrics, f"{where}: {attack}")
-            rows.extend((attack, None, metric, value, f"{where}: {attack}.{metric}") for metric, value in metrics.items())
+            rows.extend((attack, None, None, metric, value, f"{where}: {attack}.{metric}")
+                        for metric, value in metrics.items())
     elif isinstance(claims, list):
         for i, item in enumerate(claims):
-            item = schema.mapping(item, f"{where}: [{i}]", {"attack", "metric", "claimed"}, {"eps"})
+            item = schema.mapping(item, f"{where}: [{i}]", {"attack", "metric", "claimed"}, {"eps", "threat_model"})
             eps = schema.number(item["eps"], f"{where}: [{i}].eps") if "eps" in item else None
-            rows.append((item["attack"], eps, item["metric"], item["claimed"], f"{where}: [{i}].claimed"))
+            rows.append((item["attack"], eps, item.get("threat_model"), item["metric"], item["claimed"],
+                         f"{where}: [{i}].claimed"))
     else:
-        raise BenchError(f"{where}: expected {{attack: {{metric: number}}}} or a list of {{attack, eps, metric, "
-                         "claimed}} objects")
-    for attack, eps, metric, value, at in rows:
+        raise BenchError(f"{where}: expected {{attack: {{metric: number}}}} or a list of {{attack, eps, threat_model, "
+                         "metric, claimed}} objects")
+    for attack, eps, threat, metric, value, at in rows:
         matches = [r for r in results if r["attack"]["label"] == attack
                    and (eps is None or abs(r["eps"] - eps) <= EPS_TOLERANCE)]
         if not matches:
@@ -151,8 +155,11 @@ def apply_claims(results: list[dict[str, Any]], claims: Any, where: str) -> None
             raise BenchError(f"{at}: the run has no attack {attack!r}{'' if eps is None else f' at eps {eps:g}'}; "
                              f"it has {', '.join(known)}")
         threats = {r.get("threat_model", "adaptive") for r in matches}
-        if len(threats) > 1:
-            matches = [r for r in matches if r.get("threat_model", "adaptive") == "transfer"]
+        if threat is not None and threat not in threats:
+            raise BenchError(f"{at}: attack {attack!r} has no {threat!r} row in the run; it has {', '.join(sorted(threats))}")
+        wanted = threat or ("transfer" if len(threats) > 1 else None)
+        if wanted is not None:
+            matches = [r for r in matches if r.get("threat_model", "adaptive") == wanted]
         if len(matches) > 1:
             raise BenchError(f"{at}: attack {attack!r} ran at several eps; use the list form with an eps per claim")
         if metric not in matches[0]["metrics"]:
