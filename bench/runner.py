@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,17 @@ class CellContext:
 
     def progress(self, iterable, desc: str):
         return tqdm(iterable, desc=desc, leave=False, disable=self.options.quiet)
+
+    def stored_batches(self, evaluate: Callable[[int, slice], dict[str, torch.Tensor]]
+                       ) -> Iterator[dict[str, torch.Tensor]]:
+        """Every batch's stored tensors in order; a batch the store lacks (a fresh or resumed run) is
+        evaluated, saved atomically and read back, so both paths yield the same stored values."""
+        for index, batch in self.progress(self.batches(), f"{self.cell.defense.label} x {self.cell.attack.label}"):
+            stored = self.store.load_batch(index)
+            if stored is None:
+                self.store.save_batch(index, evaluate(index, batch))
+                stored = self.store.load_batch(index)
+            yield stored
 
 
 def metric_label(spec: PluginSpec) -> str:

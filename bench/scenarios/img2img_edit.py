@@ -82,11 +82,8 @@ class Img2ImgEdit(Scenario):
         fidelity = clean_fidelity(context)
         columns: dict[str, list[torch.Tensor]] = {}
         attacked, edited = [], []
-        for index, batch in context.progress(context.batches(), f"{cell.defense.label} x {cell.attack.label}"):
-            stored = context.store.load_batch(index)
-            if stored is None:
-                context.store.save_batch(index, self._evaluate_batch(context, editor, index, batch, clean))
-                stored = context.store.load_batch(index)
+        for stored in context.stored_batches(
+                lambda index, batch: self._evaluate_batch(context, editor, index, batch, clean)):
             attacked.append(stored["adversarial"])
             edited.append(stored["edited"])
             for key in sample_columns(context, stored):

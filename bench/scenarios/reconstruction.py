@@ -29,11 +29,7 @@ class Reconstruction(Scenario):
         clean = clean_reconstructions(context)
         columns: dict[str, list[torch.Tensor]] = {}
         adversarial, reconstructed = [], []
-        for index, batch in context.progress(context.batches(), f"{cell.defense.label} x {cell.attack.label}"):
-            stored = context.store.load_batch(index)
-            if stored is None:
-                context.store.save_batch(index, self._evaluate_batch(context, index, batch, clean))
-                stored = context.store.load_batch(index)
+        for stored in context.stored_batches(lambda index, batch: self._evaluate_batch(context, index, batch, clean)):
             adversarial.append(stored["adversarial"])
             reconstructed.append(stored["reconstruction"])
             for key in sample_columns(context, stored):
