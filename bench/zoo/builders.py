@@ -37,7 +37,7 @@ def _ddpm_samples(folder, device: str, n: int = 2000) -> dict:
     samples = train_ddpm.sample(pipe, n, seed=0)
     save_file({"images": (samples * 255).round().to(torch.uint8)},
               str(folder.parent / f"{folder.name}-samples.safetensors"))
-    return {"samples": {"n": n, "seed": 0, "steps": train_ddpm.DEFAULT_SAMPLING_STEPS, "sampler": "DDIM eta 0"}}
+    return {"samples": {"n": n, "seed": 0, "sampler": train_ddpm.SAMPLER}}
 
 
 _SRL_FACTS = {"class": "diffusers.AutoencoderKL", "requires": ["vae-kl"],

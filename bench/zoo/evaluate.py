@@ -89,13 +89,13 @@ def evaluate_unconditional(name: str, n: int = 500, batch_size: int = 250) -> di
     """n DDIM samples (seed 0) against n test images: FID, KID, and the class mix by clip-proxy."""
     from bench.clip_model import load_image_text_model, zero_shot_predict
     from bench.zoo import model_dir
-    from bench.zoo.train_ddpm import DEFAULT_SAMPLING_STEPS, load_ddpm_pipeline, sample
+    from bench.zoo.train_ddpm import SAMPLER, load_ddpm_pipeline, sample
 
     samples = sample(load_ddpm_pipeline(model_dir(name)), n, seed=0, batch_size=batch_size)
     real = load_fashion_mnist("test", n)
     predicted = zero_shot_predict(load_image_text_model("clip-proxy"), samples, FASHION_MNIST_CLASSES)
     mix = torch.bincount(predicted, minlength=len(FASHION_MNIST_CLASSES)).float() / n
-    return {"model": name, "samples": n, "sampler": f"DDIM eta 0, {DEFAULT_SAMPLING_STEPS} steps", "seed": 0,
+    return {"model": name, "samples": n, "sampler": SAMPLER, "seed": 0,
             **_fid_kid(samples, real.images),
             "class_mix_by_clip_proxy": {c: round(float(f), 4) for c, f in zip(FASHION_MNIST_CLASSES, mix, strict=True)}}
 

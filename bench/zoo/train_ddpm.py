@@ -8,7 +8,12 @@ What is saved is the EMA *bias-corrected* for its start: an EMA started at the r
 weights still holds decay^steps of them (9% after 4,774 steps at decay 0.9995, enough to ruin the
 samples), so the saved weights are (EMA - decay^steps * initial) / (1 - decay^steps), the
 exponentially weighted average of the trained weights alone, as Adam corrects its moments.
-Samples are drawn with DDIM (``sample``), deterministic for a seed.
+Samples are drawn with DDIM (``sample``), deterministic for a seed. The scheduler clips its x0
+estimate to [-1, 1], and each step re-derives epsilon from the clipped x0
+(``use_clipped_model_output``). Without that, the step mixes a clipped x0 with the unclipped epsilon,
+and early steps (alpha_bar near 0, where x0 = (x - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)
+magnifies any epsilon error about 150-fold) turn the samples into speckle: with the shipped weights
+that sampler gave FID 252, this one gives the figure in docs/zoo.md. Unclipped DDIM diverges outright.
 
 ``init_from`` continues an earlier run from the UNet in that zoo folder; the optimiser (and its
 warm-up) and the EMA start afresh there, so the saved weights average this leg's iterates only.
@@ -29,6 +34,7 @@ from bench.zoo.training import ema_update, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 DEFAULT_SAMPLING_STEPS = 100
+SAMPLER = f"DDIM eta 0, {DEFAULT_SAMPLING_STEPS} steps, x0 clipped to [-1, 1] and epsilon re-derived from it"
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,6 @@ def sample(pipe, n: int, steps: int = DEFAULT_SAMPLING_STEPS, seed: int = 0, bat
         size = min(batch_size, n - index * batch_size)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         images = pipe(batch_size=size, generator=generator, num_inference_steps=steps, eta=0.0,
-                      output_type="np").images
+                      use_clipped_model_output=True, output_type="np").images
         chunks.append(torch.from_numpy(images).permute(0, 3, 1, 2))
     return (torch.cat(chunks).clamp(0, 1) * 255).round() / 255
