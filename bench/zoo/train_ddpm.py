@@ -12,7 +12,7 @@ Samples are drawn with DDIM (``sample``), deterministic for a seed. The schedule
 estimate to [-1, 1], and each step re-derives epsilon from the clipped x0
 (``use_clipped_model_output``). Without that, the step mixes a clipped x0 with the unclipped epsilon,
 and early steps (alpha_bar near 0, where x0 = (x - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)
-magnifies any epsilon error about 150-fold) turn the samples into speckle: with the shipped weights
+magnifies any epsilon error about 150-fold) turn the samples into speckle: with leg 2's weights
 that sampler gave FID 252, this one gives the figure in docs/zoo.md. Unclipped DDIM diverges outright.
 
 ``init_from`` continues an earlier run from the UNet in that zoo folder; the optimiser (and its
