@@ -80,7 +80,13 @@ def parse_open_clip(model: str) -> tuple[str, str]:
 def load_open_clip(model: str, trust_pickle: bool = False) -> OpenClipAdapter:
     import open_clip
 
+    from bench.leaderboard.safety import refuse_pickle, safetensors_only
+
+    refuse_pickle(trust_pickle, f"image-text model {model!r}")
     name, pretrained = parse_open_clip(model)
+    if safetensors_only() and not (Path(pretrained).suffix.lower() == ".safetensors" and Path(pretrained).is_file()):
+        raise BenchError(f"image-text model {model!r}: while verifying a leaderboard entry only a local "
+                         ".safetensors checkpoint is loaded, not an open_clip pretrained tag or pickle")
     if name not in open_clip.list_models():
         raise BenchError(f"image-text model {model!r}: open_clip knows no model {name!r}; see "
                          "open_clip.list_models() or register a config with open_clip.add_model_config")

@@ -70,6 +70,9 @@ def _check_local_folder(folder: Path, trust_pickle: bool) -> None:
 
 
 def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickle: bool):
+    from bench.leaderboard.safety import refuse_pickle
+
+    refuse_pickle(trust_pickle, f"pipeline {model!r}")  # verify mode: safetensors only
     local = Path(model).expanduser()
     if local.exists():
         _check_local_folder(local, trust_pickle)

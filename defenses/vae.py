@@ -51,6 +51,9 @@ def resolve_model_folder(model: str, subfolder: str = "") -> tuple[Path | str, b
 def load_autoencoder(model: str, subfolder: str = "", trust_pickle: bool = False):
     from diffusers import AutoencoderKL
 
+    from bench.leaderboard.safety import refuse_pickle
+
+    refuse_pickle(trust_pickle, f"model {model!r}")  # verify mode: safetensors only
     source, local = resolve_model_folder(model, subfolder)
     folder = Path(source) / subfolder if local else None
     if folder is not None and not trust_pickle and not any(folder.glob("*.safetensors")):

@@ -8,6 +8,7 @@ escape their folder (no ``..``, no absolute paths, no symlinks pointing out).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -89,9 +90,29 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+MAX_INT_DIGITS = 18
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"a {digits}-digit integer is too large for an entry (at most {MAX_INT_DIGITS} digits); "
+                         "check the number")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]}{'...' if len(text) > 40 else ''} is too large to be a finite number; "
+                         "check the number")
+    return value
+
+
 def loads_strict(text: str, where: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant,
+                          parse_int=_bounded_int, parse_float=_finite_float)
     except json.JSONDecodeError as err:
         raise BenchError(f"{where}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
                          "fix the syntax") from None

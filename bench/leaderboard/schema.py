@@ -120,17 +120,38 @@ def number(value: Any, where: str, low: float = -math.inf, high: float = math.in
         raise fail(where, f'"{value}" is a string and not a finite number; write a finite number')
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise fail(where, f"expected a number, got {_kind(value)} {value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        raise fail(where, f"a {len(str(abs(value)))}-digit number is too large to be a measurement; check the "
+                   "number") from None
+    if not finite:
         raise fail(where, f"{value} is not a finite number; write a finite number")
     if not low <= value <= high:
         raise fail(where, f"{value} is outside [{low:g}, {high:g}], the range of this quantity; check the number")
     return float(value)
 
 
-def whole(value: Any, where: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise fail(where, f"expected a whole number >= {low}, got {_kind(value)} {value!r}")
+def whole(value: Any, where: str, low: int = 0, high: int = 10**12) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = value if not isinstance(value, int) or abs(value) < 10**20 else f"a {len(str(value))}-digit number"
+        raise fail(where, f"expected a whole number in [{low}, {high}], got {_kind(value)} {shown!r}")
     return value
+
+
+LABEL_MAX = 100
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def label(value: Any, where: str) -> str:
+    """A name shown on the pages: a non-empty string on one line (no control characters), at most 100
+    characters; the renders escape it as well."""
+    text = string(value, where)
+    if CONTROL.search(text):
+        raise fail(where, f"{text!r} holds a control character (newline, tab, ...); write it on one line")
+    if len(text) > LABEL_MAX:
+        raise fail(where, f"is {len(text)} characters long; keep it under {LABEL_MAX}")
+    return text
 
 
 def boolean(value: Any, where: str) -> bool:
@@ -154,10 +175,10 @@ def check_entry(entry: Any, where: str = "") -> dict[str, Any]:
         raise fail("paper", f"{paper!r} is not an http(s) URL; write the paper's URL or null")
     defense = mapping(entry["defense"], "defense", DEFENSE_KEYS)
     for key in ("name", "label", "version"):
-        string(defense[key], f"defense.{key}")
+        label(defense[key], f"defense.{key}")
     free_mapping(defense["config"], "defense.config")
     scenario = mapping(entry["scenario"], "scenario", PLUGIN_KEYS)
-    string(scenario["name"], "scenario.name")
+    label(scenario["name"], "scenario.name")
     if scenario["name"] != TRACKS[track].scenario:
         raise fail("scenario.name", f"track {track!r} holds {TRACKS[track].scenario!r} results, not "
                    f"{scenario['name']!r}; submit to the track of that scenario")
@@ -208,7 +229,7 @@ def check_results(results: Any) -> None:
                        f"{', '.join(THREAT_MODELS)}")
         attack = mapping(result["attack"], f"{where}.attack", ATTACK_KEYS)
         for key in ("label", "name", "version"):
-            string(attack[key], f"{where}.attack.{key}")
+            label(attack[key], f"{where}.attack.{key}")
         free_mapping(attack["config"], f"{where}.attack.config")
         eps = number(result["eps"], f"{where}.eps", 0.0, 1.0)
         cell = (attack["label"], eps, threat)

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.leaderboard import files, schema
+from bench.leaderboard import files, record, safety, schema
 
 DEFAULT_ROOT = Path("leaderboards")
+MAX_WEIGHT_FOLDER_FILES = 256
+MAX_WEIGHT_BYTES = 32 * 1024**3
+"""A weights folder is hashed only up to this many files and bytes (a whole repository is refused)."""
 
 
 @dataclass(frozen=True)
 class LoadedEntry:
     path: Path
     entry: dict[str, Any]
+    checked_grid: dict[str, Any] | None = None
+    """The grid as :func:`safety.check_entry` accepted it (a copy); ``bench verify`` runs only this."""
 
     @property
     def track(self) -> str:
@@ -36,10 +42,20 @@ def sha256_path(path: Path, repo: Path) -> str:
 
     if path.is_file():
         return sha256_file(path)
-    lines = []
-    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+    children, total = [], 0
+    for child in path.rglob("*"):
+        if any(part.startswith(".git") for part in child.relative_to(path).parts):
+            raise BenchError(f"{files.shown(child)} lies in .git; weights folders may not hold .git files")
         if not files.is_inside(child, repo):
             raise BenchError(f"{files.shown(child)} is a symlink pointing outside the repository")
+        if child.is_file():
+            children.append(child)
+            total += child.stat().st_size
+        if len(children) > MAX_WEIGHT_FOLDER_FILES or total > MAX_WEIGHT_BYTES:
+            raise BenchError(f"{files.shown(path)} holds more than {MAX_WEIGHT_FOLDER_FILES} files or "
+                             f"{MAX_WEIGHT_BYTES // 1024**3} GiB; list the weight files themselves")
+    lines = []
+    for child in sorted(children):
         lines.append(f"{sha256_file(child)}  {child.relative_to(path).as_posix()}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
@@ -51,6 +67,13 @@ def check_weights(entry: dict[str, Any], repo: Path) -> None:
         if schema.weights_are_remote(item["path"]):
             continue
         local = files.check_relative(item["path"], repo, where)
+        real = Path(os.path.realpath(local))
+        if real == Path(os.path.realpath(repo)):
+            raise BenchError(f"{where}: {item['path']!r} is the repository root; list the weight files or "
+                             "their folder")
+        if any(part.startswith(".git") for part in Path(item["path"]).parts
+               + real.relative_to(Path(os.path.realpath(repo))).parts):
+            raise BenchError(f"{where}: {item['path']!r} lies in .git; list the weight files themselves")
         if not local.exists():
             raise BenchError(f"{where}: {item['path']!r} does not exist in the repository; commit the weights "
                              "there or give an hf:// or https:// location")
@@ -91,8 +114,10 @@ def _check_name(where: str, registry, name: str) -> None:
             raise BenchError(f"{where}: {err}") from None
 
 
-def load_entry(path: Path, root: Path, full: bool = True) -> LoadedEntry:
-    """Read and check one entry file; ``full`` adds registries, directions and weight hashes."""
+def load_entry(path: Path, root: Path, full: bool = True, verifying: bool = False) -> LoadedEntry:
+    """Read and check one entry file; ``full`` adds what it may load (:mod:`safety`), registries, directions
+    and weight hashes. ``verified: true`` needs a matching verification record (:mod:`record`), except
+    when ``verifying`` (``bench verify`` is about to write a new one)."""
     where = files.shown(path)
     try:
         track = path.parent.name
@@ -107,13 +132,20 @@ def load_entry(path: Path, root: Path, full: bool = True) -> LoadedEntry:
         if entry["name"] != path.stem:
             raise BenchError(f"name: {entry['name']!r} differs from the file name {path.name}; rename the file "
                              f"to {entry['name']}.json or fix the name")
+        if entry["verified"] and not verifying:
+            why = record.problem(entry)
+            if why is not None:
+                raise BenchError(f"verified: is true but {why}; run `bench verify {where}` (or set verified to "
+                                 "false)")
+        grid = None
         if full:
+            grid = safety.check_entry(entry, root.absolute().parent)
             check_registered(entry)
             check_weights(entry, root.parent)
     except BenchError as err:
         message = str(err)
         raise BenchError(message if message.startswith(where) else f"{where}: {message}") from None
-    return LoadedEntry(path, entry)
+    return LoadedEntry(path, entry, grid)
 
 
 def defense_identity(entry: dict[str, Any]) -> str:

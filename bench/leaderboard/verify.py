@@ -11,39 +11,14 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.leaderboard import files, schema, validate
+from bench.leaderboard import files, record, safety, schema, validate
+from bench.leaderboard.record import ABSOLUTE_FLOOR, RELATIVE_FLOOR, Z95, Check, tolerance  # noqa: F401
 
-Z95 = 1.959964
-ABSOLUTE_FLOOR = 1e-3
-RELATIVE_FLOOR = 0.01
 EPS_TOLERANCE = 1e-6
-
-
-def tolerance(reference: float, low: float, high: float) -> float:
-    standard_error = (high - low) / (2 * Z95)
-    return max(Z95 * standard_error, ABSOLUTE_FLOOR, RELATIVE_FLOOR * abs(reference))
-
-
-@dataclass(frozen=True)
-class Check:
-    where: str
-    against: str
-    reference: float
-    measured: float
-    tolerance: float
-
-    @property
-    def passed(self) -> bool:
-        return abs(self.measured - self.reference) <= self.tolerance
-
-    def describe(self) -> str:
-        return (f"{self.where}: measured {self.measured:.6g}, {self.against} {self.reference:.6g}, "
-                f"allowed difference {self.tolerance:.3g}")
 
 
 def rerun_grid(grid: dict[str, Any], out: Path, device: str) -> list[dict[str, Any]]:
@@ -88,19 +63,16 @@ def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Chec
             new = summary["metrics"][column]
             claimed = values["claimed"]
             reference, against = (claimed, "claimed") if claimed is not None else (values["measured"], "submitted")
+            low, high = float(new["low"]), float(new["high"])
             checks.append(Check(where, against, float(reference), float(new["value"]),
-                                tolerance(float(reference), float(new["low"]), float(new["high"]))))
+                                tolerance(float(reference), low, high), low, high))
     return checks
 
 
-def verification_record(checks: list[Check], summaries: list[dict[str, Any]], device: str) -> dict[str, Any]:
+def verification_record(entry: dict[str, Any], checks: list[Check], summaries: list[dict[str, Any]],
+                        device: str) -> dict[str, Any]:
     provenance = summaries[0]["provenance"] if summaries else {}
-    failures = [c.describe() for c in checks if not c.passed]
-    return {"passed": not failures, "checked": len(checks),
-            "claimed_checked": sum(c.against == "claimed" for c in checks), "failures": failures,
-            "suite_version": provenance.get("suite_version", ""), "git": provenance.get("git", ""),
-            "device": provenance.get("device", device), "dtype": provenance.get("dtype", ""),
-            "date": provenance.get("date", "")}
+    return record.build(entry, checks, provenance, device)
 
 
 Rerun = Callable[[dict[str, Any], Path, str], list[dict[str, Any]]]
@@ -110,25 +82,32 @@ def verify(entry_path: Path, out: Path | None = None, device: str = "cpu",
            rerun: Rerun = rerun_grid) -> dict[str, Any]:
     """Validate, rerun, compare, and write the entry back atomically with ``verified`` and its record.
 
-    A failed verification is written too (``verified: false``), so a stale mark never survives; the
-    caller turns ``passed: false`` into exit code 2.
+    Only what validation accepted runs: the grid handed to the rerun is the checked copy, run from the
+    repository root (relative paths mean the same as when they were checked) in safetensors-only mode
+    (:func:`safety.verify_mode`). A failed verification is written too (``verified: false``), so a stale
+    mark never survives; the caller turns ``passed: false`` into exit code 2.
     """
     entry_path = Path(entry_path)
     root = entry_path.parent.parent
-    entry = validate.load_entry(entry_path, root, full=True).entry
-    if out is None:
-        with tempfile.TemporaryDirectory(prefix="bench-verify-") as folder:
-            summaries = rerun(entry["grid"], Path(folder) / "run", device)
-    else:
-        summaries = rerun(entry["grid"], Path(out), device)
+    repo = root.absolute().parent
+    loaded = validate.load_entry(entry_path, root, full=True, verifying=True)
+    entry, grid = loaded.entry, loaded.checked_grid
+    with safety.verify_mode():
+        if out is None:
+            with tempfile.TemporaryDirectory(prefix="bench-verify-") as folder, safety.working_directory(repo):
+                summaries = rerun(grid, Path(folder) / "run", device)
+        else:
+            out = Path(out).absolute()
+            with safety.working_directory(repo):
+                summaries = rerun(grid, out, device)
     try:
         checks = compare(entry, summaries)
     except BenchError as err:
         raise BenchError(f"{files.shown(entry_path)}: {err}") from None
-    record = verification_record(checks, summaries, device)
+    result = verification_record(entry, checks, summaries, device)
     updated = json.loads(json.dumps(entry))
-    updated["verified"] = record["passed"]
-    updated["verification"] = record
+    updated["verified"] = result["passed"]
+    updated["verification"] = result
     schema.check_entry(updated)
     files.atomic_write_text(entry_path, files.dumps_entry(updated))
-    return record
+    return result
