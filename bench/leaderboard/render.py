@@ -105,7 +105,8 @@ def render_markdown(entries: list[validate.LoadedEntry]) -> str:
     lines = ["# Leaderboards", "", f"<!-- {GENERATED} -->", "",
              "Each cell reads `measured (claimed)`: the number this suite measured, and the number the paper "
              "claims (— where none was claimed). ↑ higher is better, ↓ lower is better; ✓ marks entries "
-             "re-measured by `bench verify`. The sortable page is [index.html](index.html); the entry format "
+             "re-measured by `bench verify` (from the verification record it wrote, which must match the entry). "
+             "The sortable page is [index.html](index.html); the entry format "
              "is in [SCHEMA.md](SCHEMA.md).", ""]
     for track, items in by_track(entries).items():
         info = schema.TRACKS[track]
@@ -162,7 +163,8 @@ def render_table(track: str, items: list[dict[str, Any]]) -> list[str]:
 def render_html(entries: list[validate.LoadedEntry]) -> str:
     body = ["<h1>Leaderboards</h1>",
             "<p>Each cell reads <em>measured (claimed)</em>. ↑ higher is better, ↓ lower is better; ✓ marks "
-            "entries re-measured by <code>bench verify</code>. Click a column header to sort.</p>"]
+            "entries re-measured by <code>bench verify</code> (from the verification record it wrote, which must "
+            "match the entry). Click a column header to sort.</p>"]
     for track, items in by_track(entries).items():
         info = schema.TRACKS[track]
         body += [f'<section id="track-{html.escape(track)}">', f"<h2>{html.escape(track)}</h2>",
