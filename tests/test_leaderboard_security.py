@@ -330,3 +330,18 @@ def test_the_committed_entries_pass_the_security_checks():
         loaded = validate.load_entry(entry_path, root, full=True, verifying=True)
         assert loaded.checked_grid == loaded.entry["grid"]
     assert os.environ.get(safety.SAFETENSORS_ONLY_ENV) is None
+
+
+def test_submit_refuses_a_run_whose_grid_names_an_absolute_path(tmp_path):
+    from test_leaderboard import TRACK as BOARD
+    from test_leaderboard import make_run
+
+    from bench.leaderboard import submit
+
+    run_dir = make_run(tmp_path)
+    run = json.loads((run_dir / "run.json").read_text())
+    run["grid"]["data"] = {"dataset": "folder", "path": str(tmp_path / "images"), "n": 8}
+    (run_dir / "run.json").write_text(json.dumps(run))
+    with pytest.raises(BenchError, match=r"grid\.data\.path: '/.*' is an absolute or home path"):
+        submit.submit(run_dir, BOARD, tmp_path / "repo" / "leaderboards")
+    assert not (tmp_path / "repo" / "leaderboards" / BOARD).exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.leaderboard import files, schema, validate
+from bench.leaderboard import files, safety, schema, validate
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ def submit(run_dir: Path, track: str, root: Path = validate.DEFAULT_ROOT, name: 
     where = files.shown(path)
     try:
         schema.check_entry(entry)
+        safety.check_entry(entry, root.absolute().parent)
         validate.check_registered(entry)
         validate.check_weights(entry, root.absolute().parent)
     except BenchError as err:
