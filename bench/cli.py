@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, check_device, check_output_folder
 
 log = logging.getLogger("bench")
 
@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({cell.scenario.label}) eps={cell.eps:.4g} n={cell.data.n} seed={cell.seed}")
         return 0
     out = args.out or str(Path("runs") / Path(args.grid).stem)
+    check_output_folder(out)
     options = RunOptions(device=args.device, dtype=args.dtype, quiet=args.quiet, save_images=args.save_images,
                          force=args.force)
     summaries = Runner(out, options).run_grid(args.grid)
@@ -237,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "device", None) is not None:
+            args.device = check_device(args.device)
+        if args.command in ("regress", "verify") and getattr(args, "out", None):
+            check_output_folder(args.out)
         return args.func(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)

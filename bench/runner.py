@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from bench import data as data_module
 from bench.base import Attack, Defense, Metric
+from bench.errors import BenchError, check_device
 from bench.grid import Cell, PluginSpec, load_grid
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 from bench.provenance import provenance
@@ -34,6 +35,11 @@ class RunOptions:
     quiet: bool = False
     save_images: bool = False
     force: bool = False
+
+    def __post_init__(self):
+        check_device(self.device)  # an unknown or absent device fails here, before anything is loaded
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise BenchError(f"dtype {self.dtype!r} is not supported; use float32, float16 or bfloat16")
 
     @property
     def torch_device(self) -> torch.device:
