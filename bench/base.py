@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import NUMBER_HINT, BenchError
 
 PIXEL_LEVELS = 255
 
@@ -42,7 +43,7 @@ class Plugin:
         fields = {f.name: f for f in dataclasses.fields(cls.Config)}
         for key in params:
             if key not in fields:
-                close = difflib.get_close_matches(key, list(fields), n=1)
+                close = difflib.get_close_matches(str(key), list(fields), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(fields) or 'none'}"
                 raise BenchError(f"{cls.name or cls.__name__}: unknown parameter {key!r}; {hint}")
         for key, value in list(params.items()):
@@ -64,17 +65,23 @@ def _coerce(owner: str, key: str, field: dataclasses.Field, value: Any) -> Any:
             raise BenchError(f"{owner}: parameter {key!r} must be true or false, got {value!r}")
         return value
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BenchError(f"{owner}: parameter {key!r} must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            hint = f"; {NUMBER_HINT}" if isinstance(value, str) and "/" in value else ""
+            raise BenchError(f"{owner}: parameter {key!r} must be a number, got {value!r}{hint}")
         if isinstance(default, int) and not float(value).is_integer():
             raise BenchError(f"{owner}: parameter {key!r} must be a whole number, got {value!r}")
         return type(default)(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise BenchError(f"{owner}: parameter {key!r} must be a string (a name, path or text), got {value!r}; "
+                         "quote it in the YAML")
     if isinstance(default, tuple) and isinstance(value, list):
         return tuple(value)
     return value
 
 
 def check_unit_interval(owner: str, key: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"{key}={value!r} is not a number; {NUMBER_HINT}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{key}={value} is outside [0, 1]; budgets are in [0,1] pixel units (8/255 = 0.0314)")
 

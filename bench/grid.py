@@ -7,10 +7,12 @@ runs. A cell's key is a hash of its resolved configuration and the versions of i
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import yaml
 
 from bench.data import DataSpec
-from bench.errors import BenchError
+from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 
 GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
@@ -181,7 +183,9 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     seeds = _as_list(raw.get("seeds", raw.get("seed", 0)), "seeds")
     eps_axis = _as_list(raw.get("eps"), "eps")
     for eps in eps_axis:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps):
+            raise BenchError(f"{source}: eps {eps!r} is not a number; {NUMBER_HINT}")
+        if not 0 <= eps <= 1:
             raise BenchError(f"{source}: eps {eps!r} is outside [0, 1]; budgets are in [0,1] pixel units "
                              "(8/255 = 0.0314)")
     excludes = _as_list(raw.get("exclude"), "exclude")
@@ -207,7 +211,8 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     seen: set[str] = set()
     metric_specs = tuple(_plugin(METRICS, m, f"{source}: metrics") for m in metrics_raw)
     for defense, attack, scenario, seed, eps, threat in itertools.product(
-            raw["defenses"], raw["attacks"], scenarios, seeds, eps_axis or [None], threats):
+            _as_list(raw["defenses"], "defenses"), _as_list(raw["attacks"], "attacks"), scenarios, seeds,
+            eps_axis or [None], threats):
         attack_name = _entry_name(attack)
         if not _uses_model(attack):
             threat = MODEL_FREE
@@ -244,12 +249,35 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     return cells
 
 
+def _plain_yaml(value: Any, source: str, where: str = "") -> Any:
+    """The YAML document with JSON's types only (the grid is stored in run.json): a date or time is
+    kept as its ISO text; binary data and sets are refused."""
+    if isinstance(value, dict):
+        return {_plain_yaml(k, source, where): _plain_yaml(v, source, f"{where}.{k}" if where else str(k))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_yaml(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    kind = {bytes: "binary (!!binary) value", set: "set (!!set)"}.get(type(value), type(value).__name__)
+    raise BenchError(f"{source}: {where or 'the document'} is a YAML {kind}, which a grid cannot hold; write a "
+                     "string, number, list or mapping")
+
+
 def load_grid(path: str | Path) -> tuple[dict[str, Any], list[Cell]]:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"grid file {path} does not exist; see grids/ for examples")
+    if not path.is_file():
+        raise BenchError(f"grid file {path} is not a file; name a YAML grid file (see grids/ for examples)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = _plain_yaml(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    except UnicodeDecodeError:
+        raise BenchError(f"{path} is not a UTF-8 text file; a grid is a YAML text file (see grids/smoke.yaml)") from None
+    except RecursionError:
+        raise BenchError(f"{path}: the YAML is nested too deeply to be a grid; see grids/smoke.yaml") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
