@@ -39,13 +39,16 @@ class DataSpec:
     path: str = ""
 
     def __post_init__(self):
+        for key in ("dataset", "split", "path"):
+            if not isinstance(getattr(self, key), str):
+                raise BenchError(f"data: {key} must be a string, got {getattr(self, key)!r}; quote it in the YAML")
         if self.dataset not in ("fashion-mnist", "folder", "tensors"):
             raise BenchError(f"data: unknown dataset {self.dataset!r}; use fashion-mnist, folder or tensors")
         if self.dataset == "fashion-mnist" and self.split not in ("train", "val", "test"):
             raise BenchError(f"data: unknown split {self.split!r}; use train, val or test")
         if self.dataset != "fashion-mnist" and not self.path:
             raise BenchError(f"data: dataset {self.dataset!r} needs a path: to its images")
-        if not isinstance(self.n, int) or self.n < 1:
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise BenchError(f"data: n must be a positive whole number, got {self.n!r}")
 
 
@@ -123,12 +126,28 @@ def _check_images(images: torch.Tensor, source: str) -> torch.Tensor:
     return torch.round(images.float() * 255) / 255
 
 
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
+
+
+def _rgb8(image, file: Path) -> np.ndarray:
+    """(H, W, 3) uint8 of an opened image. 16-bit grayscale (mode I;16) is scaled by its depth, not
+    clipped at 255 as ``convert("RGB")`` does; 16-bit RGB(A) PNGs already open as 8-bit modes."""
+    if image.mode in HIGH_DEPTH_MODES:
+        gray = np.asarray(image).astype(np.float64) / HIGH_DEPTH_MODES[image.mode]
+        return np.repeat(np.round(gray * 255).astype(np.uint8)[..., None], 3, axis=2)
+    if image.mode in ("I", "F"):
+        raise BenchError(f"data: {file} has {'32-bit integer' if image.mode == 'I' else 'floating-point'} pixels "
+                         f"(mode {image.mode}) of no known range; save it as an 8-bit or 16-bit PNG")
+    return np.asarray(image.convert("RGB"))
+
+
 def load_folder(path: str, n: int) -> ImageSet:
     from PIL import Image
 
     root = Path(path)
     if not root.is_dir():
-        raise BenchError(f"data: image folder {root} does not exist; check data.path")
+        raise BenchError(f"data: image folder {root} {'is not a folder' if root.exists() else 'does not exist'}; "
+                         "check data.path")
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
     if len(files) < n:
         raise BenchError(f"data: {root} holds {len(files)} images, fewer than n={n}; lower n or add images")
@@ -136,8 +155,8 @@ def load_folder(path: str, n: int) -> ImageSet:
     for file in files:
         try:
             with Image.open(file) as image:
-                arrays.append(np.asarray(image.convert("RGB")))
-        except OSError as err:
+                arrays.append(_rgb8(image, file))
+        except (OSError, Image.DecompressionBombError) as err:
             raise BenchError(f"data: cannot read image {file}: {err}; remove or re-save it") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
@@ -155,7 +174,7 @@ def _folder_captions(root: Path, files: list[Path]) -> tuple[str, ...]:
         return ("",) * len(files)
     try:
         captions = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BenchError(f"data: cannot read {path} ({err}); write a JSON object of file name -> caption") from None
     if not isinstance(captions, dict) or not all(isinstance(v, str) for v in captions.values()):
         raise BenchError(f"data: {path} must be a JSON object of file name -> caption string")
