@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.base import Attack, AttackConfig, Defense, check_unit_interval
-from bench.metrics.lpips import lpips_distance, lpips_network
+from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class GlazeLikeConfig(AttackConfig):
     def __post_init__(self):
         super().__post_init__()
         check_unit_interval("glaze-like", "style_strength", self.style_strength)
+        check_lpips_net("lpips_net", self.lpips_net)
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}; use at least 1")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
-from bench.metrics.lpips import lpips_distance, lpips_network
+from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class PGDEncoderConfig(AttackConfig):
     def __post_init__(self):
         super().__post_init__()
         check_unit_interval("pgd-encoder", "step_size", self.step_size)
+        check_lpips_net("lpips_net", self.lpips_net)
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}; use at least 1")
 

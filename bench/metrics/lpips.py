@@ -15,6 +15,15 @@ import torch
 
 from bench.base import Metric
 
+LPIPS_NETS = ("alex", "vgg")
+
+
+def check_lpips_net(key: str, net: str) -> None:
+    """Refuse, when a config is made, a backbone that has no real LPIPS weights here."""
+    if net not in LPIPS_NETS:
+        raise ValueError(f"{key}={net!r} is not an LPIPS backbone with real weights here; use "
+                         f"{' or '.join(repr(n) for n in LPIPS_NETS)}")
+
 
 @lru_cache(maxsize=4)
 def lpips_network(net: str = "alex") -> torch.nn.Module:
@@ -45,6 +54,9 @@ def lpips_distance(images: torch.Tensor, references: torch.Tensor, net: str = "a
 @dataclass(frozen=True)
 class LPIPSConfig:
     net: str = "alex"
+
+    def __post_init__(self):
+        check_lpips_net("net", self.net)
 
 
 class LPIPS(Metric):
