@@ -63,9 +63,18 @@ def load_autoencoder(model: str, subfolder: str = "", trust_pickle: bool = False
     if not local:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return AutoencoderKL.from_pretrained(str(source), **kwargs), folder
-    except (OSError, ValueError) as err:
+        vae = AutoencoderKL.from_pretrained(str(source), **kwargs)
+        missing = next((name for name, p in vae.named_parameters() if p.is_meta), None)
+        if missing is not None:
+            raise ValueError(f"the weights have no {missing} (and maybe more) that config.json asks for")
+        return vae, folder
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:  # a config or weights that do not fit
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if local:  # a folder on disk: downloading cannot help, its layout or files are wrong
+            raise BenchError(f"cannot load AutoencoderKL from the folder {folder} ({first_line[:160]}); it must be "
+                             "a diffusers AutoencoderKL saved with save_pretrained: config.json beside "
+                             "diffusion_pytorch_model.safetensors (check the file names and that neither is "
+                             "truncated)") from None
         raise BenchError(f"cannot load AutoencoderKL {model!r} ({first_line[:160]}); download it with "
                          f"`huggingface-cli download {model}` or pass a local diffusers folder") from None
 
