@@ -3,6 +3,14 @@
 The objective is Stable Diffusion's first-stage recipe without the GAN term: pixel MSE (in [-1, 1])
 plus LPIPS plus a small KL weight, on posterior samples. LPIPS uses the AlexNet backbone rather than
 SD's VGG16 to fit a 2-core CPU budget.
+
+The config's later fields are knobs for the fragility study (``docs/zoo.md``, "Fragility study"):
+``resolution`` (Fashion-MNIST is resized, bilinear and antialiased, to it; with one more level in
+``block_out_channels`` a 64x64 input keeps 4x8x8 latents), ``layers_per_block`` and
+``colour_augment`` (the probability that an image is given a random linear colour map, background
+to one random RGB colour and full intensity to another: the data is grey). Their defaults are the
+shipped ``vae-kl`` recipe's. ``train_vae(..., checkpoint=PATH)`` saves the model, optimiser and
+batch generator every ``checkpoint_every`` steps and resumes from that file when it exists.
 """
 
 from __future__ import annotations
@@ -34,6 +42,30 @@ class VAETrainConfig:
     lpips_net: str = "alex"
     block_out_channels: tuple[int, ...] = (32, 64, 64)
     latent_channels: int = 4
+    resolution: int = 32
+    layers_per_block: int = 1
+    colour_augment: float = 0.0
+
+
+def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images (N, 3, H, W) in [0, 1] resized (bilinear, antialiased) to ``resolution`` square."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    return torch.nn.functional.interpolate(images, size=(resolution, resolution), mode="bilinear",
+                                           antialias=True, align_corners=False).clamp(0, 1)
+
+
+def colour_augment(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """With ``probability`` per image, map grey level g to (1 - g) * background + g * foreground for two
+    uniform random RGB colours; the other images stay grey."""
+    if probability <= 0:
+        return images
+    n = len(images)
+    background, foreground = torch.rand(2, n, 3, 1, 1, generator=generator)
+    chosen = (torch.rand(n, 1, 1, 1, generator=generator) < probability).float()
+    grey = images.mean(1, keepdim=True)
+    coloured = (1 - grey) * background + grey * foreground
+    return chosen * coloured + (1 - chosen) * images
 
 
 def build_vae(config: VAETrainConfig):
@@ -42,11 +74,21 @@ def build_vae(config: VAETrainConfig):
     levels = len(config.block_out_channels)
     return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * levels,
                          up_block_types=("UpDecoderBlock2D",) * levels,
-                         block_out_channels=config.block_out_channels, layers_per_block=1,
-                         latent_channels=config.latent_channels, norm_num_groups=32, sample_size=32)
+                         block_out_channels=config.block_out_channels,
+                         layers_per_block=config.layers_per_block, latent_channels=config.latent_channels,
+                         norm_num_groups=32, sample_size=config.resolution)
 
 
-def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bool = False) -> dict:
+def _save_checkpoint(path: Path, step: int, vae, optimizer, schedule, generator, losses: list[float]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"step": step, "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                "losses": torch.tensor(losses)}, tmp)
+    tmp.replace(path)
+
+
+def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bool = False,
+              checkpoint: Path | None = None, checkpoint_every: int = 50) -> dict:
     torch.manual_seed(config.seed)
     train = load_fashion_mnist("train").images
     vae = build_vae(config)
@@ -55,9 +97,19 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
     generator = torch.Generator().manual_seed(config.seed)
-    progress = tqdm(range(config.steps), desc="train vae-kl", disable=quiet)
-    for _ in progress:
+    start, losses = 0, []
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=True)
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        start, losses = int(state["step"]), state["losses"].tolist()
+        log.info("resuming %s from step %d", checkpoint, start)
+    progress = tqdm(range(start, config.steps), desc="train vae-kl", disable=quiet)
+    for step in progress:
         batch = train[torch.randint(0, len(train), (config.batch_size,), generator=generator)]
+        batch = colour_augment(resize(batch, config.resolution), config.colour_augment, generator)
         posterior = vae.encode(batch * 2 - 1).latent_dist
         reconstruction = vae.decode(posterior.sample(generator=generator)).sample
         mse = torch.mean((reconstruction - (batch * 2 - 1)) ** 2)
@@ -68,14 +120,22 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+        losses.append(loss.item())
         progress.set_postfix(mse=f"{mse.item():.4f}", lpips=f"{perceptual.item():.3f}")
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
+            _save_checkpoint(Path(checkpoint), step + 1, vae, optimizer, schedule, generator, losses)
 
     vae.eval()
     with torch.no_grad():
-        sample = load_fashion_mnist("val", 2000).images
+        sample = resize(load_fashion_mnist("val", 2000).images, config.resolution)
         latents = torch.cat([vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in sample.split(250)])
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     publish_folder(output, lambda folder: vae.save_pretrained(folder, safe_serialization=True))
     info = asdict(config)
     info["latent_std_on_val"] = float(latents.std())
+    if config.steps >= 50:
+        info["loss_per_50_steps"] = [round(sum(losses[i:i + 50]) / len(losses[i:i + 50]), 4)
+                                     for i in range(0, len(losses), 50)]
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return info
