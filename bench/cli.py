@@ -137,6 +137,17 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
         print(json.dumps(train(args.name, quiet=args.quiet, device=args.device), indent=2))
         return 0
+    if args.action == "fragility":
+        from bench.zoo.fragility import DEFAULT_EPS, FragilityConfig, format_table, fragility
+
+        if not args.name:
+            raise BenchError("bench zoo fragility NAME: a zoo autoencoder, a diffusers AutoencoderKL folder or hub id")
+        eps = tuple(e / 255 for e in args.eps) if args.eps else DEFAULT_EPS
+        config = FragilityConfig(pairs=args.pairs, eps=eps, steps=args.steps, size=args.size,
+                                 photoguard=not args.no_photoguard)
+        result = fragility(args.name, config, device=args.device)
+        print(json.dumps(result) if args.json else format_table(result))
+        return 0
     raise BenchError(f"unknown zoo action {args.action!r}")
 
 
@@ -206,12 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     regress.set_defaults(func=cmd_regress)
 
     zoo = sub.add_parser("zoo", help="the embedded model zoo")
-    zoo.add_argument("action", choices=["ls", "verify", "train", "eval", "show"])
+    zoo.add_argument("action", choices=["ls", "verify", "train", "eval", "show", "fragility"])
     zoo.add_argument("name", nargs="?")
     zoo.add_argument("--n", type=int, default=None, help="eval: images or generations (each model has a default)")
-    zoo.add_argument("--json", action="store_true", help="eval: print one JSON object")
+    zoo.add_argument("--json", action="store_true", help="eval, fragility: print one JSON object")
     zoo.add_argument("--device", default="cpu", help="train: cpu or cuda, where the recipe allows it")
     zoo.add_argument("--out", help="show: the PNG to write (default NAME-samples.png)")
+    zoo.add_argument("--steps", type=int, default=500, help="fragility: optimisation steps (nightshade-release: 500)")
+    zoo.add_argument("--pairs", type=int, default=16, help="fragility: seeded image pairs of different classes")
+    zoo.add_argument("--eps", type=float, nargs="+", help="fragility: budgets in 1/255 (default 4 8 16)")
+    zoo.add_argument("--size", type=int, help="fragility: input size (default the model's sample_size)")
+    zoo.add_argument("--no-photoguard", action="store_true", help="fragility: skip PhotoGuard's latent shift")
     zoo.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     zoo.set_defaults(func=cmd_zoo)
 
