@@ -345,3 +345,13 @@ def test_submit_refuses_a_run_whose_grid_names_an_absolute_path(tmp_path):
     with pytest.raises(BenchError, match=r"grid\.data\.path: '/.*' is an absolute or home path"):
         submit.submit(run_dir, BOARD, tmp_path / "repo" / "leaderboards")
     assert not (tmp_path / "repo" / "leaderboards" / BOARD).exists()
+
+
+def test_an_edited_verified_entry_can_be_verified_again(tmp_path):
+    path = verified_entry(tmp_path)
+    entry = json.loads(path.read_text())
+    entry["results"][1]["metrics"]["psnr"]["claimed"] = 20.05
+    path.write_text(json.dumps(entry))
+    assert "changed after it was verified" in only_problem(validate.validate_all(path)[1])
+    result = verify.verify(path, rerun=lambda grid, out, device: fresh_summaries(entry, shift=0.1))
+    assert result["passed"] and result["claimed_checked"] == 1 and validate.validate_all(path)[1] == []
