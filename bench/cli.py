@@ -32,7 +32,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         _, cells = load_grid(args.grid)
-        for cell in cells:
+        binder = Runner(args.out or ".", RunOptions(device=args.device, dtype=args.dtype, quiet=True))
+        for cell in map(binder.bind, cells):  # the keys a run would store the cells under
             print(f"{cell.key}  {cell.defense.label} x {cell.attack.label} [{cell.threat_model}] "
                   f"({cell.scenario.label}) eps={cell.eps:.4g} n={cell.data.n} seed={cell.seed}")
         return 0

@@ -67,13 +67,26 @@ class Cell:
     batch_size: int
     threat_model: str = "adaptive"
     transfer_source: PluginSpec | None = None
+    inputs: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
+    """Set by the runner (``Runner.bind``): dtype, device type and the content hash of every file the
+    config names (``bench.identity``), so the key changes when any of them does."""
 
     def resolved(self) -> dict[str, Any]:
         return {"defense": self.defense.as_dict(), "attack": self.attack.as_dict(),
                 "scenario": self.scenario.as_dict(), "metrics": [m.as_dict() for m in self.metrics],
                 "data": dataclasses.asdict(self.data), "seed": self.seed, "batch_size": self.batch_size,
                 "threat_model": self.threat_model,
-                "transfer_source": self.transfer_source.as_dict() if self.transfer_source else None}
+                "transfer_source": self.transfer_source.as_dict() if self.transfer_source else None,
+                **({"inputs": self.inputs} if self.inputs is not None else {})}
+
+    @property
+    def config_key(self) -> str:
+        """The key of the resolved config alone (what the grid asks for, whatever it runs on)."""
+        return dataclasses.replace(self, inputs=None).key if self.inputs is not None else self.key
+
+    @property
+    def label(self) -> str:
+        return f"{self.defense.label} x {self.attack.label} [{self.threat_model}] ({self.scenario.label}) eps={self.eps:.4g}"
 
     @property
     def key(self) -> str:

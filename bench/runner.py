@@ -20,10 +20,19 @@ from bench import data as data_module
 from bench.base import Attack, Defense, Metric
 from bench.errors import BenchError, check_device
 from bench.grid import Cell, PluginSpec, load_grid
+from bench.identity import InputHasher
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 from bench.provenance import provenance
 from bench.stats import Estimate, mean_interval, set_interval
-from bench.store import CellStore, RunStore, atomic_save_tensors, atomic_write_json, atomic_write_text
+from bench.store import (
+    CellStore,
+    DamagedFile,
+    RunStore,
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +77,10 @@ class CellContext:
 
     def __init__(self, cell: Cell, store: CellStore, run: RunStore, defense: Defense, attack: Attack,
                  metrics: dict[str, Metric], images: data_module.ImageSet, options: RunOptions,
-                 scenario: Any = None, defense_for: Callable[[PluginSpec], Defense] | None = None):
+                 scenario: Any = None, defense_for: Callable[[PluginSpec], Defense] | None = None,
+                 hasher: InputHasher | None = None):
         self.cell, self.store, self.run = cell, store, run
+        self.hasher = hasher or InputHasher()
         self.defense, self.attack, self.metrics = defense, attack, metrics
         self.data, self.options = images, options
         self.device = options.torch_device
@@ -100,12 +111,20 @@ class CellContext:
         return self.cell.seed * 1_000_003 + index
 
     def shared(self, parts: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """Tensors computed once per run for the same inputs (e.g. clean reconstructions), then reused."""
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+        """Tensors computed once per run for the same inputs (e.g. clean reconstructions), then reused.
+        The file is keyed by ``parts``, the content of every file they name, the files the cell's metrics
+        load (feature spaces), dtype and device type; a damaged stored copy is recomputed."""
+        metrics = [m.as_dict() for m in self.cell.metrics]
+        keyed = {**parts, "inputs": self.hasher.references([parts, metrics]),
+                 "run_on": {"dtype": self.options.dtype, "device": self.device.type}}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
         path = self.run.shared_path(f"{parts.get('what', 'shared')}-{digest}")
-        if not path.exists():
-            atomic_save_tensors(path, compute())
-        # always the stored copy, so a first run and a resumed one compute on identical memory
+        if path.exists():
+            try:  # always the stored copy, so a first run and a resumed one compute on identical memory
+                return load_tensors(path)
+            except DamagedFile as err:
+                log.warning("%s; recomputing it", err)
+        atomic_save_tensors(path, compute())
         return load_file(path)
 
     def progress(self, iterable, desc: str):
@@ -116,7 +135,11 @@ class CellContext:
         """Every batch's stored tensors in order; a batch the store lacks (a fresh or resumed run) is
         evaluated, saved atomically and read back, so both paths yield the same stored values."""
         for index, batch in self.progress(self.batches(), f"{self.cell.defense.label} x {self.cell.attack.label}"):
-            stored = self.store.load_batch(index)
+            try:
+                stored = self.store.load_batch(index)
+            except DamagedFile as err:
+                log.warning("%s (recomputing batch %d now)", err, index)
+                stored = None
             if stored is None:
                 self.store.save_batch(index, evaluate(index, batch))
                 stored = self.store.load_batch(index)
@@ -133,6 +156,14 @@ class Runner:
         self.options = options
         self._defenses: dict[str, Defense] = {}
         self._data: dict[str, data_module.ImageSet] = {}
+        self.hasher = InputHasher()  # every referenced file hashed once per run
+
+    def bind(self, cell: Cell) -> Cell:
+        """The cell with its inputs (dtype, device type, content hash of each file it names), which
+        enter its key: a cell run on other inputs gets another folder, never a mixed one."""
+        inputs = {"dtype": self.options.dtype, "device": self.options.torch_device.type,
+                  "files": self.hasher.references(cell.resolved())}
+        return dataclasses.replace(cell, inputs=inputs)
 
     def _defense(self, spec: PluginSpec) -> Defense:
         key = json.dumps(spec.as_dict(), sort_keys=True)
@@ -157,25 +188,33 @@ class Runner:
         scenario.check_data(images)
         return CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
                            cell.attack.build(ATTACKS).prepare(device), metrics, images,
-                           self.options, scenario, self._defense)
+                           self.options, scenario, self._defense, self.hasher)
 
     def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
         raw, cells = load_grid(grid_path)
+        cells = [self.bind(cell) for cell in cells]
         pending = [cell for cell in cells if not self._finished(cell)]
         contexts = {cell.key: self._context(cell) for cell in pending}  # inputs and assets checked first
-        self.run.claim(raw, [cell.key for cell in cells], force=self.options.force)
-        summaries = []
-        for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
-            if cell.key in contexts:
-                summaries.append(self.run_cell(contexts[cell.key]))
-            else:
-                log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
-                summaries.append(self.run.cell(cell.key).summary())
+        with self.run.lock():  # one `bench run` per folder; a second one is refused
+            self.run.claim(raw, [cell.key for cell in cells], force=self.options.force,
+                           config_keys=[cell.config_key for cell in cells],
+                           labels={cell.key: cell.label for cell in cells},
+                           options={"dtype": self.options.dtype, "device": self.options.torch_device.type},
+                           inputs={k: v for cell in cells for k, v in cell.inputs["files"].items()})
+            self.run.remove_temporary_files()
+            summaries = []
+            for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
+                if cell.key in contexts and not self._finished(cell):
+                    summaries.append(self.run_cell(contexts[cell.key]))
+                else:
+                    log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
+                    summaries.append(self.run.cell(cell.key).summary())
         return summaries
 
     def _finished(self, cell: Cell) -> bool:
+        """True when the cell's summary exists and reads back; a damaged one is recomputed."""
         store = self.run.cell(cell.key)
-        if store.is_complete():
+        if store.readable_summary() is not None:
             store.check_config(cell.resolved())
             return True
         return False
@@ -201,6 +240,15 @@ class Runner:
         for column, estimate in result.set_estimates.items():
             metrics[column] = {**estimate.as_dict(), "higher_is_better": higher_is_better(column, context),
                                "kind": "set"}
+        nans = {column: values["nan_count"] for column, values in metrics.items()
+                if values["nan_count"] and not nan_meaningful(column, context)}
+        if nans:  # samples.csv stays for inspection; without a summary the cell is not complete
+            from bench.errors import BenchError
+
+            counts = ", ".join(f"{column} {count} of {count + metrics[column]['n']}" for column, count in nans.items())
+            raise BenchError(f"cell {cell.key} ({cell.defense.label} x {cell.attack.label} [{cell.threat_model}] "
+                             f"({cell.scenario.label}) eps={cell.eps:.4g}): NaN values in {counts}; see "
+                             f"{store.folder / 'samples.csv'}")
         summary = {"key": cell.key, "defense": cell.defense.label, "attack": cell.attack.label,
                    "scenario": cell.scenario.label, "eps": cell.eps, "n": len(result.samples),
                    "threat_model": cell.threat_model,
@@ -217,6 +265,16 @@ class Runner:
 LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf", "lpips_input", "attack_objective")
 RECORD_ONLY_COLUMNS = ("index", "transfer_kept", "selection_damage")
 """Per-sample columns kept in samples.csv but not summarised as metrics."""
+
+
+def nan_meaningful(column: str, context: CellContext) -> bool:
+    """Whether NaN is a legitimate value of a result column: only where its metric declares it
+    (``Metric.nan_meaningful``); anywhere else a NaN fails the cell."""
+    base = column.removeprefix("clean_rec_").split("_vs_")[0]
+    metric = context.metrics.get(base)
+    if metric is None and base in METRICS:
+        metric = METRICS.get(base)
+    return bool(getattr(metric, "nan_meaningful", False))
 
 
 def higher_is_better(column: str, context: CellContext) -> bool:

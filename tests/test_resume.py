@@ -27,9 +27,10 @@ def bench(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def results(run_dir: Path) -> dict:
-    run = json.loads((run_dir / "run.json").read_text())
+    from bench.store import RunStore
+
     out = {}
-    for key in run["cells"]:
+    for key in RunStore(run_dir).cell_keys():
         summary = json.loads((run_dir / "cells" / key / "summary.json").read_text())
         out[key] = (summary["metrics"], (run_dir / "cells" / key / "samples.csv").read_text())
     return out
@@ -82,3 +83,4 @@ def test_a_different_grid_in_the_same_folder_is_refused(tmp_path):
     run.claim({"name": "a"}, ["k1", "k2"])
     with pytest.raises(BenchError, match="new --out folder"):
         run.claim({"name": "b"}, ["k3"])
+    assert run.cell_keys() == ["k1", "k2"]
