@@ -355,3 +355,19 @@ def test_an_edited_verified_entry_can_be_verified_again(tmp_path):
     assert "changed after it was verified" in only_problem(validate.validate_all(path)[1])
     result = verify.verify(path, rerun=lambda grid, out, device: fresh_summaries(entry, shift=0.1))
     assert result["passed"] and result["claimed_checked"] == 1 and validate.validate_all(path)[1] == []
+
+
+def test_verify_accepts_keys_a_newer_suite_adds_to_the_defense_config_but_not_changed_values(tmp_path):
+    _, path, _ = install(tmp_path, "script-label")
+    entry = json.loads(path.read_text())
+
+    def rerun_with_config(config):
+        def rerun(grid, out, device):
+            summaries = fresh_summaries(entry)
+            for summary in summaries:
+                summary["config"] = {**summary["config"], "defense": {**entry["defense"], "config": config}}
+            return summaries
+        return rerun
+    assert verify.verify(path, rerun=rerun_with_config({**entry["defense"]["config"], "dtype": "float32"}))["passed"]
+    with pytest.raises(BenchError, match="defense.config: the rerun built a different defense config"):
+        verify.verify(path, rerun=rerun_with_config({**entry["defense"]["config"], "latent": "sample"}))
