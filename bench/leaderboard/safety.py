@@ -81,7 +81,7 @@ def check_local_path(text: str, repo: Path, where: str) -> Path:
     if real == Path(os.path.realpath(repo)):
         raise _refuse(where, f"{text!r} is the repository root; name the folder or file that holds the data")
     inner = real.relative_to(Path(os.path.realpath(repo))).parts
-    if any(part.startswith(".git") for part in relative.parts + inner):
+    if ".git" in relative.parts + inner:
         raise _refuse(where, f"{text!r} lies in .git; name a committed file or folder instead")
     if not full.exists():
         raise _refuse(where, f"{text!r} does not exist in the repository; commit it or name a zoo model "
@@ -95,7 +95,8 @@ def check_local_path(text: str, repo: Path, where: str) -> Path:
             if child.suffix.lower() in PICKLE_SUFFIXES:
                 raise _refuse(where, f"{text!r} holds a pickled file ({child.relative_to(full)}), which can run "
                               "code when loaded; convert it to safetensors and remove it")
-            if any(part.startswith(".git") for part in child.relative_to(full).parts):
+            real_child = Path(os.path.realpath(child)).relative_to(Path(os.path.realpath(repo)))
+            if ".git" in child.relative_to(full).parts or ".git" in real_child.parts:
                 raise _refuse(where, f"{text!r} holds {child.relative_to(full)}; remove .git files from it")
             count += child.is_file()
             if count > MAX_FOLDER_FILES:

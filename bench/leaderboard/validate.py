@@ -44,7 +44,7 @@ def sha256_path(path: Path, repo: Path) -> str:
         return sha256_file(path)
     children, total = [], 0
     for child in path.rglob("*"):
-        if any(part.startswith(".git") for part in child.relative_to(path).parts):
+        if ".git" in child.relative_to(path).parts:
             raise BenchError(f"{files.shown(child)} lies in .git; weights folders may not hold .git files")
         if not files.is_inside(child, repo):
             raise BenchError(f"{files.shown(child)} is a symlink pointing outside the repository")
@@ -71,7 +71,7 @@ def check_weights(entry: dict[str, Any], repo: Path) -> None:
         if real == Path(os.path.realpath(repo)):
             raise BenchError(f"{where}: {item['path']!r} is the repository root; list the weight files or "
                              "their folder")
-        if any(part.startswith(".git") for part in Path(item["path"]).parts
+        if any(part == ".git" for part in Path(item["path"]).parts
                + real.relative_to(Path(os.path.realpath(repo))).parts):
             raise BenchError(f"{where}: {item['path']!r} lies in .git; list the weight files themselves")
         if not local.exists():
