@@ -24,6 +24,7 @@ FASHION_MNIST_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "san
 SPLIT_SEED = 20260101
 VALIDATION_SIZE = 5000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+MIN_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,17 @@ def _check_images(images: torch.Tensor, source: str) -> torch.Tensor:
     if images.ndim != 4 or images.shape[1] != 3:
         raise BenchError(f"{source}: images must be (N, 3, H, W), got {tuple(images.shape)}; "
                          "convert them to RGB of one size")
+    if len(images) == 0:
+        raise BenchError(f"{source}: holds no images; save at least n of them")
     if not torch.isfinite(images).all():
         raise BenchError(f"{source}: images contain NaN or infinite values; fix or drop those images")
     if images.min() < 0 or images.max() > 1:
         raise BenchError(f"{source}: pixel values must lie in [0, 1], got [{images.min():.3g}, "
                          f"{images.max():.3g}]; divide 8-bit images by 255")
+    if min(images.shape[-2:]) < MIN_SIDE:
+        raise BenchError(f"{source}: images are {images.shape[-1]}x{images.shape[-2]} pixels; every scenario "
+                         f"measures the budget with LPIPS's AlexNet, which needs sides of at least {MIN_SIDE}: "
+                         "resize them")
     return torch.round(images.float() * 255) / 255
 
 

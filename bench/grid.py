@@ -30,6 +30,7 @@ MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed", "threat_model"}
 THREAT_MODELS = ("adaptive", "transfer")
 MODEL_FREE = "none"
 DEFAULT_TRANSFER_SOURCE = "vae-kl"
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,13 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
                 raise BenchError(f"{where}: {key} must be a non-negative whole number, got {settings[key]!r}")
         if settings["batch_size"] < 1:
             raise BenchError(f"{where}: batch_size must be at least 1")
+        if settings["seed"] > MAX_SEED:  # batch seeds (seed * 1000003 + batch) must fit torch's 64-bit seed
+            raise BenchError(f"{where}: seed must be at most {MAX_SEED}, got {settings['seed']}")
         data = DataSpec(**{**data_raw, "n": settings["n"]})
+        set_metrics = [m.name for m in metric_specs if METRICS.get(m.name).kind == "set"]
+        if set_metrics and data.n < 2:
+            raise BenchError(f"{where}: {set_metrics[0]} compares two sets of images and needs n of at least 2, "
+                             f"got n={data.n}; raise n or drop it from metrics:")
         scenario_spec = _plugin(SCENARIOS, scenario, where)
         _check_metric_kinds(metric_specs, scenario_spec, where)
         attack_spec = _plugin(ATTACKS, attack, where, attack_extra)

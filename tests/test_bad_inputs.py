@@ -97,6 +97,10 @@ GRID_CASES = [
      "YAML does not compute fractions"),
     ("a parameter named by a number", {"attacks": [{"name": "noise", 5: 1}]}, "unknown parameter 5"),
     ("defenses: a bare number", {"defenses": 5}, "each entry must be a name or a mapping"),
+    ("seed past torch's 64-bit generator", {"seed": 2**63}, "seed must be at most 4294967295"),
+    ("n: 1 with fid", {"data": {"n": 1}, "metrics": ["psnr", "fid"]}, "fid compares two sets of images and needs n"),
+    ("n: 1 by an override with kid", {"metrics": ["kid"], "overrides": [{"match": {}, "set": {"n": 1}}]},
+     "kid compares two sets of images and needs n"),
 ]
 
 
@@ -266,6 +270,40 @@ def test_an_image_folder_that_is_a_file_is_named_so(tmp_path, capsys):
     grid = write_grid(tmp_path, data={"dataset": "folder", "path": str(tmp_path / "grid.yaml"), "n": 2})
     code, lines = bench(capsys, "run", str(grid), "--out", str(out))
     assert_refused(code, lines, "is not a folder; check data.path", out)
+
+
+def test_images_too_small_for_lpips_are_refused(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (30, 30), (10 * i, 20, 30)).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    grid = write_grid(tmp_path, data={"dataset": "folder", "path": str(folder), "n": 2})
+    code, lines = bench(capsys, "run", str(grid), "--out", str(out))
+    assert_refused(code, lines, "needs sides of at least 32: resize them", out)
+
+
+def test_an_empty_tensor_file_is_refused(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    save_file({"images": torch.zeros(0, 3, 32, 32)}, tmp_path / "images.safetensors")
+    out = tmp_path / "run"
+    grid = write_grid(tmp_path, data={"dataset": "tensors", "path": str(tmp_path / "images.safetensors"), "n": 1})
+    code, lines = bench(capsys, "run", str(grid), "--out", str(out))
+    assert_refused(code, lines, "holds no images", out)
+
+
+def test_sides_the_autoencoder_cannot_downsample_are_refused(tmp_path, capsys):
+    """vae-kl downsamples by 4: 36x34 would decode to 36x36 and fail inside a metric. The defense sees
+    the images only once the run has started, so this one is refused after run.json is written."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (36, 34), (10 * i, 20, 30)).save(folder / f"{i}.png")
+    grid = write_grid(tmp_path, data={"dataset": "folder", "path": str(folder), "n": 2})
+    code, lines = bench(capsys, "run", str(grid), "--out", str(tmp_path / "run"))
+    assert_refused(code, lines, "vae-kl downsamples by 4, so image sides must be multiples of 4")
+    assert not list((tmp_path / "run").glob("cells/*/summary.json"))
 
 
 # --- model folders: a local folder gets a hint about its layout, never a download command ------------------

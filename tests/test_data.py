@@ -39,9 +39,9 @@ def test_missing_dataset_names_the_install_command(monkeypatch, tmp_path):
 
 def test_folder_of_pngs_loads(tmp_path):
     for i in range(3):
-        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
     data = load(DataSpec(dataset="folder", path=str(tmp_path), n=3))
-    assert data.images.shape == (3, 3, 16, 16)
+    assert data.images.shape == (3, 3, 32, 32)
 
 
 def test_folder_with_mixed_sizes_is_refused(tmp_path):
