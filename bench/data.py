@@ -214,11 +214,11 @@ def load_target_image(path: str, like: torch.Tensor, owner: str) -> torch.Tensor
     from PIL import Image
 
     try:
-        image = Image.open(path)
-    except OSError as err:
+        with Image.open(path) as image:
+            rgb = Image.fromarray(_rgb8(image, Path(path)))  # 16-bit grayscale scaled, not clipped
+    except (OSError, Image.DecompressionBombError) as err:
         raise BenchError(f"{owner}: cannot read target image {path}: {err}; re-save it as PNG") from None
-    with image:
-        array = np.asarray(image.convert("RGB").resize(tuple(like.shape[-2:][::-1]), Image.BICUBIC))
+    array = np.asarray(rgb.resize(tuple(like.shape[-2:][::-1]), Image.BICUBIC))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).to(like.device)
 
 

@@ -235,6 +235,14 @@ def test_a_16_bit_grayscale_png_is_scaled_by_its_depth(tmp_path):
     assert (images == 1).float().mean() < 0.01  # was 99.5% saturated
 
 
+def test_a_16_bit_grayscale_target_image_is_scaled_by_its_depth(tmp_path):
+    from bench.data import load_target_image
+
+    write_png16(tmp_path / "target.png", np.full((32, 32), 32768, np.uint16))
+    target = load_target_image(str(tmp_path / "target.png"), torch.zeros(1, 3, 32, 32), "photoguard")
+    assert torch.allclose(target, torch.full((1, 3, 32, 32), 128 / 255), atol=1e-6)  # was 1.0 (clipped)
+
+
 @pytest.mark.parametrize("array, mode", [(np.full((32, 32), 70000, np.int32), "I"),
                                          (np.full((32, 32), 0.5, np.float32), "F")])
 def test_32_bit_and_float_pixels_are_refused(array, mode, tmp_path, capsys):
