@@ -107,3 +107,31 @@ def test_study_knobs_keep_the_shipped_recipe_and_give_8x8_latents_at_64(tmp_path
     vae = build_vae(VAETrainConfig(resolution=64, block_out_channels=(32, 64, 64, 64)))
     with torch.no_grad():
         assert vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean.shape == (1, 4, 8, 8)
+
+
+def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from bench.zoo import train_vae as module
+
+    config = module.VAETrainConfig(steps=3, batch_size=2, block_out_channels=(32, 32))
+    module.train_vae(tmp_path / "straight", config, quiet=True)
+    real, calls = module.lpips_distance, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    checkpoint = tmp_path / "run.ckpt"
+    monkeypatch.setattr(module, "lpips_distance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        module.train_vae(tmp_path / "resumed", config, quiet=True, checkpoint=checkpoint, checkpoint_every=1)
+    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    monkeypatch.setattr(module, "lpips_distance", real)
+    module.train_vae(tmp_path / "resumed", config, quiet=True, checkpoint=checkpoint, checkpoint_every=1)
+    assert not checkpoint.exists()
+    straight = load_file(tmp_path / "straight" / "diffusion_pytorch_model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
