@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError, check_device, check_output_folder
+from bench.errors import BenchError, check_arguments, check_output_folder
 
 log = logging.getLogger("bench")
 
@@ -255,10 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if getattr(args, "device", None) is not None:
-            args.device = check_device(args.device)
-        if args.command in ("regress", "verify") and getattr(args, "out", None):
-            check_output_folder(args.out)
+        check_arguments(args)  # --device, --out, counts: before anything loads or writes
         return args.func(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -67,3 +67,37 @@ def check_output_folder(path: str, flag: str = "--out") -> None:
     except OSError as err:
         raise BenchError(f"{flag} {path}: cannot write into {existing} ({err.strerror or err}); "
                          "choose a writable folder") from None
+
+
+def check_output_file(path: str, flag: str = "--out") -> None:
+    """Refuse a file to be written that names a folder or lies where nothing can be written."""
+    from pathlib import Path
+
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise BenchError(f"{flag} {path} is a folder; name the file to write")
+    if file.parent.exists() and not file.parent.is_dir():
+        raise BenchError(f"{flag} {path}: {file.parent} is a file, so nothing can be written below it; "
+                         "choose another path")
+    check_output_folder(str(file.parent), flag)
+
+
+COUNT_OPTIONS = ("n", "batch", "repeats")
+"""Whole-number options that must be at least 1 wherever a subcommand has them."""
+RUN_FOLDER_OPTIONS = {"regress": "out", "verify": "out", "plot": "out"}
+FILE_OPTIONS = {"zoo": "out"}
+
+
+def check_arguments(args) -> None:
+    """What the command line says, checked before any subcommand loads or writes anything."""
+    if getattr(args, "device", None) is not None:
+        args.device = check_device(args.device)
+    for option in COUNT_OPTIONS:
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise BenchError(f"--{option} must be at least 1, got {value}")
+    command = getattr(args, "command", None)
+    if getattr(args, RUN_FOLDER_OPTIONS.get(command, "-"), None):
+        check_output_folder(getattr(args, RUN_FOLDER_OPTIONS[command]))
+    if getattr(args, FILE_OPTIONS.get(command, "-"), None):
+        check_output_file(getattr(args, FILE_OPTIONS[command]))

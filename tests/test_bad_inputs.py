@@ -218,6 +218,29 @@ def test_an_output_folder_that_cannot_be_written_is_refused(command, out, fragme
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.yaml", "taken"]
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["zoo", "show", "vae-kl", "--out", "TMP"], "is a folder; name the file to write"),
+    (["zoo", "show", "vae-kl", "--out", "TMP/taken/x.png"], "is a file, so nothing can be written below it"),
+    (["plot", "TMP/no-run", "--out", "TMP/taken"], "is a file, not a folder"),
+    (["verify", "TMP/entry.json", "--out", "TMP/taken"], "is a file, not a folder"),
+], ids=["zoo show --out a folder", "zoo show --out below a file", "plot --out a file", "verify --out a file"])
+def test_other_output_paths_that_cannot_be_written_are_refused(args, fragment, tmp_path, capsys):
+    (tmp_path / "taken").write_text("keep me")
+    code, lines = bench(capsys, *[a.replace("TMP", str(tmp_path)) for a in args])
+    assert_refused(code, lines, fragment)
+    assert (tmp_path / "taken").read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["zoo", "eval", "vae-kl", "--n", "0"], "--n must be at least 1, got 0"),  # -3 hung
+    (["perf", "--batch", "0"], "--batch must be at least 1, got 0"),
+    (["perf", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+])
+def test_counts_below_one_are_refused(args, fragment, capsys):
+    code, lines = bench(capsys, *args)
+    assert_refused(code, lines, fragment)
+
+
 # --- image folders ---------------------------------------------------------------------------------------
 def test_a_16_bit_grayscale_png_is_scaled_by_its_depth(tmp_path):
     from bench.data import load_folder
