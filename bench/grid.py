@@ -196,6 +196,9 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     metrics_raw = _as_list(raw.get("metrics", ["psnr", "ssim", "lpips"]), "metrics")
     seeds = _as_list(raw.get("seeds", raw.get("seed", 0)), "seeds")
     eps_axis = _as_list(raw.get("eps"), "eps")
+    for axis, values in (("seeds", seeds), ("scenarios", scenarios)):
+        if not values:
+            raise BenchError(f"{source}: `{axis}:` is empty; list at least one (or leave it out for the default)")
     for eps in eps_axis:
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps):
             raise BenchError(f"{source}: eps {eps!r} is not a number; {NUMBER_HINT}")
@@ -209,7 +212,8 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
             raise BenchError(f"{source}: exclude[{i}] must be a mapping like {{defense: vae-kl, attack: noise}}")
         _check_keys(rule, MATCH_KEYS, f"{source}: exclude[{i}]")
     for i, rule in enumerate(overrides):
-        if not isinstance(rule, dict) or not isinstance(rule.get("set"), dict):
+        if not isinstance(rule, dict) or not isinstance(rule.get("set"), dict) \
+                or not isinstance(rule.get("match") or {}, dict):
             raise BenchError(f"{source}: overrides[{i}] needs `match:` and `set:` mappings")
         _check_keys(rule, {"match", "set"}, f"{source}: overrides[{i}]")
         _check_keys(rule.get("match") or {}, MATCH_KEYS, f"{source}: overrides[{i}].match")
