@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from bench.columns import DEFAULT_THREAT_MODEL, MODEL_FREE, THREAT_MODELS
 from bench.data import DataSpec
 from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
@@ -27,8 +28,6 @@ GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scen
              "metrics", "defenses", "attacks", "eps", "exclude", "overrides", "threat_models", "transfer_source"}
 CELL_KEYS = {"n", "seed", "batch_size"}
 MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed", "threat_model"}
-THREAT_MODELS = ("adaptive", "transfer")
-MODEL_FREE = "none"
 DEFAULT_TRANSFER_SOURCE = "vae-kl"
 MAX_SEED = 2**32 - 1
 
@@ -66,7 +65,7 @@ class Cell:
     data: DataSpec
     seed: int
     batch_size: int
-    threat_model: str = "adaptive"
+    threat_model: str = DEFAULT_THREAT_MODEL
     transfer_source: PluginSpec | None = None
     inputs: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
     """Set by the runner (``Runner.bind``): dtype, device type and the content hash of every file the
@@ -132,7 +131,7 @@ def _uses_model(entry: Any) -> bool:
 
 
 def _threat_models(raw: dict[str, Any], source: str) -> list[str]:
-    threats = _as_list(raw.get("threat_models", ["adaptive"]), "threat_models")
+    threats = _as_list(raw.get("threat_models", [DEFAULT_THREAT_MODEL]), "threat_models")
     for threat in threats:
         if threat not in THREAT_MODELS:
             close = difflib.get_close_matches(str(threat), THREAT_MODELS, n=1)

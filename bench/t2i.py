@@ -144,13 +144,3 @@ def edit(pipe, images: torch.Tensor, prompts: str | list[str], strength: float =
                   guidance_scale=guidance, generator=generator, output_type="pt").images
     return edited.float().cpu().clamp(0, 1)
 
-
-def generations_grid(pipe, out_png: str | Path, per_class: int = 8, seed: int = 0, steps: int = DEFAULT_STEPS,
-                     guidance: float = DEFAULT_GUIDANCE) -> Path:
-    """A PNG with one row of ``per_class`` generations per Fashion-MNIST class caption, labelled."""
-    from bench.data import FASHION_MNIST_CLASSES, caption
-    from bench.zoo.show import save_labelled_grid
-
-    prompts = [caption(c) for c in range(len(FASHION_MNIST_CLASSES)) for _ in range(per_class)]
-    images = generate(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
-    return save_labelled_grid(list(zip(FASHION_MNIST_CLASSES, images.split(per_class), strict=True)), out_png)

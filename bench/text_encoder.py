@@ -16,7 +16,6 @@ from bench.errors import BenchError
 
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MAX_TOKENS = 16
-HIDDEN_SIZE = 384
 
 
 def minilm_folder() -> Path:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bench.columns import ALL_THREAT_MODELS, DEFAULT_THREAT_MODEL, SCENARIO_QUANTITIES  # noqa: F401 (validate.py reads schema.SCENARIO_QUANTITIES)
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -44,13 +45,10 @@ ATTACK_KEYS = {"label", "name", "version", "config"}
 WEIGHT_KEYS = {"path", "sha256"}
 RESULT_KEYS = {"attack", "eps", "metrics"}
 OPTIONAL_RESULT_KEYS = {"threat_model"}
-THREAT_MODELS = ("adaptive", "transfer", "none")
+THREAT_MODELS = ALL_THREAT_MODELS
 METRIC_KEYS = {"claimed", "measured", "low", "high", "n", "higher_is_better", "kind"}
 PROVENANCE_KEYS = {"git", "python", "device", "dtype"}
 OPTIONAL_PROVENANCE_KEYS = {"packages", "seed", "date"}
-
-SCENARIO_QUANTITIES = {"linf": False, "latent_shift": False, "lpips_input": False, "attack_objective": False}
-"""Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 METRIC_RANGES = {"ssim": (-1.0, 1.0), "lpips": (0.0, math.inf), "psnr": (0.0, math.inf), "linf": (0.0, 1.0),
                  "latent_shift": (0.0, math.inf), "lpips_input": (0.0, math.inf), "clip-sim": (-1.0, 1.0),
@@ -223,7 +221,7 @@ def check_results(results: Any) -> None:
     for i, result in enumerate(results):
         where = f"results[{i}]"
         mapping(result, where, RESULT_KEYS, OPTIONAL_RESULT_KEYS)
-        threat = result.get("threat_model", "adaptive")
+        threat = result.get("threat_model", DEFAULT_THREAT_MODEL)
         if threat not in THREAT_MODELS:
             raise fail(f"{where}.threat_model", f"{threat!r} is not a threat model; write one of "
                        f"{', '.join(THREAT_MODELS)}")

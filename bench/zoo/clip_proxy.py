@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -110,16 +109,3 @@ def load_clip_proxy(name: str = "clip-proxy") -> ClipProxy:
     folder = model_dir(name)
     return ClipProxy(load_image_tower(folder), {str(p): sha256_file(p) for p in sorted(folder.iterdir())})
 
-
-def evaluate_clip_proxy(name: str = "clip-proxy", n: int = 2000) -> dict[str, Any]:
-    """Zero-shot accuracy on the first ``n`` test images with captions "a photo of a {class}"."""
-    from bench.clip_model import zero_shot_correct
-    from bench.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from bench.stats import mean_interval
-
-    data = load_fashion_mnist("test", n)
-    correct = zero_shot_correct(load_clip_proxy(name), data.images, data.labels, FASHION_MNIST_CLASSES)
-    return {"model": name, "split": "test", "n": n,
-            "zero_shot_accuracy": mean_interval(correct.numpy()).as_dict(),
-            "per_class": {c: round(float(correct[data.labels == i].mean()), 4)
-                          for i, c in enumerate(FASHION_MNIST_CLASSES)}}

@@ -56,10 +56,17 @@ def _classified(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return zero_shot_correct(load_image_text_model("clip-proxy"), images, labels, FASHION_MNIST_CLASSES)
 
 
-def evaluate_clip_proxy(name: str, n: int = 2000, batch_size: int = 250) -> dict[str, Any]:
-    from bench.zoo.clip_proxy import evaluate_clip_proxy as evaluate
+def evaluate_clip_proxy(name: str = "clip-proxy", n: int = 2000, batch_size: int = 250) -> dict[str, Any]:
+    """Zero-shot accuracy on the first ``n`` test images with captions "a photo of a {class}"."""
+    from bench.clip_model import zero_shot_correct
+    from bench.zoo.clip_proxy import load_clip_proxy
 
-    return evaluate(name, n)
+    data = load_fashion_mnist("test", n)
+    correct = zero_shot_correct(load_clip_proxy(name), data.images, data.labels, FASHION_MNIST_CLASSES, batch_size)
+    return {"model": name, "split": "test", "n": n,
+            "zero_shot_accuracy": mean_interval(correct.numpy()).as_dict(),
+            "per_class": {c: round(float(correct[data.labels == i].mean()), 4)
+                          for i, c in enumerate(FASHION_MNIST_CLASSES)}}
 
 
 def evaluate_text_to_image(name: str, n: int = 200, batch_size: int = 50) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""One source for what result columns mean, shared by the runner, the grid, tables, regression and
+the leaderboard: which columns a scenario measures itself and their direction, which are kept per
+sample but never summarised, which lead a table, and the threat-model names.
+
+Imports nothing from the suite, so any module may use it."""
+
+from __future__ import annotations
+
+SCENARIO_QUANTITIES: dict[str, bool] = {"linf": False, "latent_shift": False, "lpips_input": False,
+                                        "attack_objective": False}
+"""Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
+
+LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUANTITIES.items() if not higher)
+
+RECORD_ONLY_COLUMNS: tuple[str, ...] = ("index", "transfer_kept", "selection_damage")
+"""Per-sample columns kept in samples.csv but not summarised as metrics."""
+
+LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "latent_shift")
+"""Budget and latent columns shown first in a table, in this order."""
+
+THREAT_MODELS: tuple[str, ...] = ("adaptive", "transfer")
+"""Threat models a grid may list under ``threat_models:``."""
+MODEL_FREE = "none"
+"""The threat model of an attack that uses no model (``none``, ``noise``)."""
+ALL_THREAT_MODELS: tuple[str, ...] = (*THREAT_MODELS, MODEL_FREE)
+DEFAULT_THREAT_MODEL = "adaptive"
+"""A summary or leaderboard result without ``threat_model`` (older runs) is adaptive."""
+
+
+def metric_base(column: str) -> str:
+    """The metric or quantity a result column was computed with: ``psnr_vs_clean_rec`` and
+    ``clean_rec_psnr`` are PSNR."""
+    return column.removeprefix("clean_rec_").split("_vs_")[0]
