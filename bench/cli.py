@@ -144,8 +144,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         if not args.name:
             raise BenchError("bench zoo fragility NAME: a zoo autoencoder, a diffusers AutoencoderKL folder or hub id")
         eps = tuple(e / 255 for e in args.eps) if args.eps else DEFAULT_EPS
-        config = FragilityConfig(pairs=args.pairs, eps=eps, steps=args.steps, size=args.size,
-                                 photoguard=not args.no_photoguard)
+        try:
+            config = FragilityConfig(pairs=args.pairs, eps=eps, steps=args.steps, size=args.size,
+                                     photoguard=not args.no_photoguard)
+        except ValueError as err:
+            raise BenchError(f"zoo fragility: {err}") from None
         result = fragility(args.name, config, device=args.device)
         print(json.dumps(result) if args.json else format_table(result))
         return 0

@@ -135,3 +135,11 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monke
     straight = load_file(tmp_path / "straight" / "diffusion_pytorch_model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_cli_refuses_zero_steps_in_one_line(tiny_vae_dir):
+    from tests.test_cli import run_bench
+
+    done = run_bench("zoo", "fragility", str(tiny_vae_dir), "--steps", "0")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: zoo fragility: pairs and steps must be at least 1"
