@@ -4,8 +4,13 @@ The tolerance of each number comes from the stored per-sample values. For a per-
 baseline keeps the values themselves, and the tolerance is ``Z`` standard errors of the paired
 per-image differences (the same images are measured each time, so a uniform shift is detected far
 below the spread across images); for a set statistic (FID, KID) it is ``Z`` bootstrap standard
-errors. A small absolute and relative floor absorbs floating-point noise across machines. Changes are direction-aware: a number moving the
-worse way fails; one moving the better way is reported and ``--update`` records it.
+errors. A small absolute and relative floor absorbs floating-point noise across machines.
+
+Any change beyond the tolerance fails, in either direction: a weakened attack makes every defense
+look more robust, so "improved" is as suspicious as "regressed". The report says which way each
+number moved. A deliberate change is accepted only by re-baselining (``--update --reason "..."``),
+which appends to the baseline's ``history`` what changed (each number's old and new value and
+direction), the git commit and the reason.
 """
 
 from __future__ import annotations
@@ -46,8 +51,44 @@ class Change:
     def status(self) -> str:
         if _same(self.baseline, self.measured) or abs(self.delta) <= self.tolerance:
             return "same"
+        if math.isnan(self.baseline) or math.isnan(self.measured):
+            return "changed"
         better = self.delta > 0 if self.higher_is_better else self.delta < 0
         return "improved" if better else "regressed"
+
+    def as_record(self) -> dict[str, Any]:
+        return {"number": self.key, "baseline": self.baseline, "measured": self.measured,
+                "tolerance": self.tolerance, "status": self.status}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every number of the baseline compared with the run, plus numbers only one of them has."""
+
+    changes: list[Change]
+    missing: list[str]   # in the baseline, not in the run
+    new: list[str]       # in the run, not in the baseline
+
+    @property
+    def changed(self) -> list[Change]:
+        return [c for c in self.changes if c.status != "same"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.changed and not self.missing and not self.new
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for change in self.changed:
+            counts[change.status] = counts.get(change.status, 0) + 1
+        if self.missing:
+            counts["missing"] = len(self.missing)
+        if self.new:
+            counts["new"] = len(self.new)
+        return counts
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {status}" for status, n in self.counts().items()) or "none changed"
 
 
 def _same(a: float, b: float) -> bool:
@@ -74,6 +115,9 @@ def numbers(run: RunStore) -> dict[str, dict[str, Any]]:
             if summary["metrics"][row["metric"]].get("kind") == "mean" and row["metric"] in samples:
                 entry["samples"] = [float(v) for v in samples[row["metric"]]]
             result[name] = entry
+            if row.get("nan_count", 0):  # a metric whose NaN is meaningful: its count is a number of the run too
+                result[f"{name}|nan_count"] = {"value": float(row["nan_count"]), "standard_error": 0.0,
+                                               "higher_is_better": False, "n": int(row["n"] + row["nan_count"])}
     return result
 
 
@@ -97,16 +141,15 @@ def tolerance(baseline: dict[str, Any], measured: dict[str, Any]) -> float:
     return max(spread, ABSOLUTE_FLOOR, RELATIVE_FLOOR * scale)
 
 
-def compare(baseline: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]]) -> list[Change]:
+def compare(baseline: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]]) -> Comparison:
     missing = sorted(set(baseline) - set(measured))
-    if missing:
-        raise BenchError(f"the run lacks {len(missing)} baseline numbers (first: {missing[0]}); the grid "
-                         "changed: rerun with --update to record a new baseline")
-    return [Change(key, baseline[key]["value"], measured[key]["value"], tolerance(baseline[key], measured[key]),
-                   baseline[key]["higher_is_better"]) for key in sorted(baseline)]
+    new = sorted(set(measured) - set(baseline))
+    changes = [Change(key, baseline[key]["value"], measured[key]["value"], tolerance(baseline[key], measured[key]),
+                      baseline[key]["higher_is_better"]) for key in sorted(set(baseline) & set(measured))]
+    return Comparison(changes, missing, new)
 
 
-def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
+def load_baseline_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise BenchError(f"baseline {path} does not exist; create it with --update")
     try:
@@ -116,18 +159,41 @@ def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
                          "restore it from git or rewrite it with --update") from None
     if data.get("schema_version") != SCHEMA_VERSION or not isinstance(data.get("numbers"), dict):
         raise BenchError(f"baseline {path} is not a version-{SCHEMA_VERSION} baseline; rewrite it with --update")
-    return data["numbers"]
+    return data
 
 
-def write_baseline(path: Path, grid: str, measured: dict[str, dict[str, Any]]) -> None:
-    atomic_write_json(path, {"schema_version": SCHEMA_VERSION, "grid": grid, "numbers": measured})
+def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
+    return load_baseline_file(path)["numbers"]
 
 
-def report(changes: list[Change], show_all: bool = False) -> str:
+def history_entry(comparison: Comparison | None, reason: str, commit: str, date: str) -> dict[str, Any]:
+    """What a re-baselining records: when, at which commit, why, and every number that changed."""
+    entry: dict[str, Any] = {"date": date, "commit": commit, "reason": reason}
+    if comparison is None:
+        entry["changes"] = "created"
+        return entry
+    entry["summary"] = comparison.summary()
+    entry["changes"] = [c.as_record() for c in comparison.changed]
+    if comparison.missing:
+        entry["removed"] = comparison.missing
+    if comparison.new:
+        entry["added"] = comparison.new
+    return entry
+
+
+def write_baseline(path: Path, grid: str, measured: dict[str, dict[str, Any]],
+                   history: list[dict[str, Any]] | None = None) -> None:
+    atomic_write_json(path, {"schema_version": SCHEMA_VERSION, "grid": grid, "history": history or [],
+                             "numbers": measured})
+
+
+def report(comparison: Comparison, show_all: bool = False) -> str:
     rows = [[c.key.replace("|", " / "), f"{c.baseline:.5g}", f"{c.measured:.5g}", f"{c.delta:+.3g}",
              f"{c.tolerance:.3g}", "↑" if c.higher_is_better else "↓", c.status]
-            for c in changes if show_all or c.status != "same"]
+            for c in comparison.changes if show_all or c.status != "same"]
+    rows += [[key.replace("|", " / "), "", "", "", "", "", "missing from the run"] for key in comparison.missing]
+    rows += [[key.replace("|", " / "), "", "", "", "", "", "new (not in the baseline)"] for key in comparison.new]
     if not rows:
-        return f"all {len(changes)} numbers within tolerance"
+        return f"all {len(comparison.changes)} numbers within tolerance"
     return tabulate(rows, headers=["number", "baseline", "measured", "delta", "tolerance", "better", "status"],
                     tablefmt="github")
