@@ -64,34 +64,50 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
+    import datetime
     import tempfile
 
     from bench import regress
+    from bench.provenance import git_revision
     from bench.runner import Runner, RunOptions
 
     baseline_path = Path(args.baseline)
-    baseline = None if args.update and not baseline_path.exists() else regress.load_baseline(baseline_path)
+    reason = (args.reason or "").strip()
+    if args.reason is not None and not args.update:
+        raise BenchError("--reason goes with --update (it is recorded in the baseline's history)")
+    if "\n" in reason:
+        raise BenchError("--reason must be one line")
+    stored = None if args.update and not baseline_path.exists() else regress.load_baseline_file(baseline_path)
     options = RunOptions(device=args.device, quiet=args.quiet)
     with tempfile.TemporaryDirectory(prefix="bench-regress-") as tmp:
         runner = Runner(args.out or tmp, options)
         runner.run_grid(args.grid)
         measured = regress.numbers(runner.run)
-    if baseline is None:
-        regress.write_baseline(baseline_path, args.grid, measured)
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    if stored is None:
+        entry = regress.history_entry(None, reason or "first baseline", git_revision(), date)
+        regress.write_baseline(baseline_path, args.grid, measured, [entry])
         print(f"wrote a new baseline of {len(measured)} numbers to {baseline_path}")
         return 0
-    changes = regress.compare(baseline, measured)
-    print(regress.report(changes, show_all=args.verbose))
-    regressed = [c for c in changes if c.status == "regressed"]
-    improved = [c for c in changes if c.status == "improved"]
-    if args.update and not regressed:
-        regress.write_baseline(baseline_path, args.grid, measured)
-        print(f"updated {baseline_path} ({len(improved)} improvements recorded)")
-    if regressed:
-        print(f"error: {len(regressed)} of {len(changes)} numbers regressed beyond tolerance; fix the cause, "
-              "or if the change is intended, rerun with --update after review", file=sys.stderr)
+    comparison = regress.compare(stored["numbers"], measured)
+    print(regress.report(comparison, show_all=args.verbose))
+    total = len(comparison.changes) + len(comparison.missing)
+    if comparison.ok:
+        print(f"ok: {total} numbers checked, none changed beyond tolerance"
+              + ("; baseline kept as it is" if args.update else ""))
+        return 0
+    if not args.update:
+        print(f"error: {len(comparison.changed) + len(comparison.missing) + len(comparison.new)} of {total} "
+              f"numbers changed beyond tolerance ({comparison.summary()}); changes in either direction fail "
+              "(a weaker attack looks like a more robust defense): fix the cause, or if the change is "
+              "intended, rerun with --update --reason \"one line: why\"", file=sys.stderr)
         return 1
-    print(f"ok: {len(changes)} numbers checked, {len(improved)} improved")
+    if not reason:
+        raise BenchError(f"{comparison.summary()}: --update needs --reason \"one line: why the numbers changed\"; "
+                         "it is recorded in the baseline's history with the commit")
+    history = [*stored.get("history", []), regress.history_entry(comparison, reason, git_revision(), date)]
+    regress.write_baseline(baseline_path, args.grid, measured, history)
+    print(f"updated {baseline_path} ({comparison.summary()}); recorded in its history with the reason")
     return 0
 
 
@@ -214,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("grid")
     regress.add_argument("--baseline", required=True, help="baseline JSON (written by --update)")
     regress.add_argument("--update", action="store_true",
-                         help="record the measured numbers as the new baseline (refused while any regressed)")
+                         help="accept the measured numbers as the new baseline (needs --reason when any changed)")
+    regress.add_argument("--reason", help="with --update: one line saying why the numbers changed (recorded with "
+                                          "the commit in the baseline's history)")
     regress.add_argument("--out", help="keep the run in this folder (default: a temporary one)")
     regress.add_argument("--device", default="cpu")
     regress.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
