@@ -193,6 +193,8 @@ class Metric(Plugin):
     higher_is_better: ClassVar[bool] = True
     kind: ClassVar[str] = "paired"
     feature_space: ClassVar[str] = ""
+    nan_meaningful: ClassVar[bool] = False
+    """True where a NaN value means something (it is counted and reported); else a NaN fails the cell."""
 
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

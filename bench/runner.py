@@ -240,6 +240,15 @@ class Runner:
         for column, estimate in result.set_estimates.items():
             metrics[column] = {**estimate.as_dict(), "higher_is_better": higher_is_better(column, context),
                                "kind": "set"}
+        nans = {column: values["nan_count"] for column, values in metrics.items()
+                if values["nan_count"] and not nan_meaningful(column, context)}
+        if nans:  # samples.csv stays for inspection; without a summary the cell is not complete
+            from bench.errors import BenchError
+
+            counts = ", ".join(f"{column} {count} of {count + metrics[column]['n']}" for column, count in nans.items())
+            raise BenchError(f"cell {cell.key} ({cell.defense.label} x {cell.attack.label} [{cell.threat_model}] "
+                             f"({cell.scenario.label}) eps={cell.eps:.4g}): NaN values in {counts}; see "
+                             f"{store.folder / 'samples.csv'}")
         summary = {"key": cell.key, "defense": cell.defense.label, "attack": cell.attack.label,
                    "scenario": cell.scenario.label, "eps": cell.eps, "n": len(result.samples),
                    "threat_model": cell.threat_model,
@@ -256,6 +265,16 @@ class Runner:
 LOWER_IS_BETTER_COLUMNS = ("latent_shift", "linf", "lpips_input", "attack_objective")
 RECORD_ONLY_COLUMNS = ("index", "transfer_kept", "selection_damage")
 """Per-sample columns kept in samples.csv but not summarised as metrics."""
+
+
+def nan_meaningful(column: str, context: CellContext) -> bool:
+    """Whether NaN is a legitimate value of a result column: only where its metric declares it
+    (``Metric.nan_meaningful``); anywhere else a NaN fails the cell."""
+    base = column.removeprefix("clean_rec_").split("_vs_")[0]
+    metric = context.metrics.get(base)
+    if metric is None and base in METRICS:
+        metric = METRICS.get(base)
+    return bool(getattr(metric, "nan_meaningful", False))
 
 
 def higher_is_better(column: str, context: CellContext) -> bool:

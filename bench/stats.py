@@ -18,6 +18,9 @@ class Estimate:
     low: float
     high: float
     n: int
+    nan_count: int = 0
+    """How many values were NaN: left out of the mean and the interval, and reported beside them
+    (the runner fails a cell that has any, unless its metric declares NaN meaningful)."""
 
     @property
     def standard_error(self) -> float:
@@ -25,25 +28,30 @@ class Estimate:
         return (self.high - self.low) / (2 * 1.959964)
 
     def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n, "nan_count": self.nan_count}
 
 
 def mean_interval(values: np.ndarray, seed: int = 0) -> Estimate:
-    """Mean with a percentile bootstrap interval (scipy.stats.bootstrap), seeded and reproducible."""
+    """Mean with a percentile bootstrap interval (scipy.stats.bootstrap), seeded and reproducible.
+
+    NaN values are counted (``nan_count``), never dropped silently: the mean and interval are of
+    the other values, and ``n`` is how many those are."""
     values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
+    nan = np.isnan(values)
+    nan_count = int(nan.sum())
+    values = values[~nan]
     if np.isinf(values).any():
         mean = float(values.mean())
-        return Estimate(mean, mean, mean, len(values))
+        return Estimate(mean, mean, mean, len(values), nan_count)
     if len(values) == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, nan_count)
     mean = float(values.mean())
     if len(values) < 2 or np.all(values == values[0]):
-        return Estimate(mean, mean, mean, len(values))
+        return Estimate(mean, mean, mean, len(values), nan_count)
     result = stats.bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
                              method="percentile", rng=np.random.default_rng(seed))
     return Estimate(mean, float(result.confidence_interval.low), float(result.confidence_interval.high),
-                    len(values))
+                    len(values), nan_count)
 
 
 def set_interval(statistic: Callable[[np.ndarray, np.ndarray], float], features: np.ndarray,

@@ -25,7 +25,8 @@ def long_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
                          **({"threat_model": threat} if threat else {}),
                          "scenario": summary["scenario"], "eps": summary["eps"], "metric": metric,
                          "value": values["value"], "low": values["low"], "high": values["high"],
-                         "n": values["n"], "higher_is_better": values["higher_is_better"]})
+                         "n": values["n"], "nan_count": int(values.get("nan_count", 0)),
+                         "higher_is_better": values["higher_is_better"]})
     return pd.DataFrame(rows)
 
 
@@ -38,9 +39,10 @@ def _number(value: float, digits: int = 4) -> str:
 
 
 def _cell_text(row: pd.Series) -> str:
+    nan = f" ({row['nan_count']} NaN)" if row.get("nan_count", 0) else ""
     if _number(row["low"]) == _number(row["high"]):
-        return _number(row["value"])
-    return f"{_number(row['value'])} [{_number(row['low'], 3)}, {_number(row['high'], 3)}]"
+        return _number(row["value"]) + nan
+    return f"{_number(row['value'])} [{_number(row['low'], 3)}, {_number(row['high'], 3)}]{nan}"
 
 
 def _ordered_metrics(frame: pd.DataFrame) -> list[str]:
