@@ -15,7 +15,15 @@ from bench.metrics.inception import inception_features, inception_network
 
 
 def kernel_inception_distance(features: np.ndarray, reference: np.ndarray) -> float:
-    return float(poly_mmd(torch.from_numpy(reference), torch.from_numpy(features), degree=3, coef=1.0))
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3 for sets of any sizes m and n. (torchmetrics'
+    ``poly_mmd`` divides every term by the size of its first set, which is exact only when m = n.)"""
+    if len(features) == len(reference):
+        return float(poly_mmd(torch.from_numpy(reference), torch.from_numpy(features), degree=3, coef=1.0))
+    x, y = np.asarray(reference, dtype=np.float64), np.asarray(features, dtype=np.float64)
+    d, m, n = x.shape[1], len(x), len(y)
+    k_xx, k_yy, k_xy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
+    return float((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+                 - 2 * k_xy.sum() / (m * n))
 
 
 class KID(Metric):
