@@ -10,11 +10,11 @@ import torch
 
 from bench.metrics.clip_common import ClipMetric
 from bench.metrics.fid import frechet_distance
+from bench.metrics.kinds import SetMetric
 
 
-class ClipFD(ClipMetric):
+class ClipFD(ClipMetric, SetMetric):
     name = "clip-fd"
-    kind = "set"
     higher_is_better = False
 
     def __init__(self, config=None):

@@ -8,13 +8,13 @@ import torch
 
 from bench.errors import BenchError
 from bench.metrics.clip_common import ClipMetric
+from bench.metrics.kinds import TextMetric
 
 
-class ClipScore(ClipMetric):
+class ClipScore(ClipMetric, TextMetric):
     """Kind ``text``: ``per_sample_text(images, captions)`` -> (N,) in [0, 100]; higher is better."""
 
     name = "clip-score"
-    kind = "text"
     higher_is_better = True
 
     def per_sample_text(self, images: torch.Tensor, captions: list[str] | tuple[str, ...]) -> torch.Tensor:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import torch
 
 from bench.metrics.clip_common import ClipMetric
+from bench.metrics.kinds import PairedMetric
 
 
-class ClipSim(ClipMetric):
+class ClipSim(ClipMetric, PairedMetric):
     name = "clip-sim"
-    kind = "paired"
     higher_is_better = True
 
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,11 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from bench.metrics.clip_common import ClipMetric
+from bench.metrics.kinds import PairedMetric
 
 
-class ClipW1(ClipMetric):
+class ClipW1(ClipMetric, PairedMetric):
     name = "clip-w1"
-    kind = "paired"
     higher_is_better = False
 
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from bench.base import Metric
-from bench.metrics.inception import FEATURE_DIM, inception_features, inception_network
+from bench.metrics.inception import FEATURE_DIM, InceptionSetMetric
 
 
 class PrecomputedFeatures(torch.nn.Module):
@@ -37,18 +36,8 @@ def frechet_distance(features: np.ndarray, reference: np.ndarray) -> float:
     return mean_term + trace_a + trace_b - 2 * float(cross)
 
 
-class FID(Metric):
+class FID(InceptionSetMetric):
     name = "fid"
-    kind = "set"
-    feature_space = "fid-inception"
-    higher_is_better = False
-
-    def prepare(self, device: torch.device) -> FID:
-        inception_network().to(device)
-        return self
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return inception_features(images)
 
     def from_features(self, features: torch.Tensor, reference_features: torch.Tensor) -> float:
         fid = FrechetInceptionDistance(feature=PrecomputedFeatures(features.shape[1]))

@@ -1,4 +1,5 @@
-"""The FID Inception-v3 (TF 2015-12-05 weights, as pytorch-fid) used by FID and KID."""
+"""The FID Inception-v3 (TF 2015-12-05 weights, as pytorch-fid) used by FID and KID, and their
+common base: a set metric on its 2048-d pool features."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
+from bench.metrics.kinds import SetMetric
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -32,3 +35,18 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> torch.Tens
         batch = F.interpolate(batch, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
         chunks.append(model(batch * 2 - 1).reshape(len(batch), -1).double().cpu())
     return torch.cat(chunks) if chunks else torch.empty(0, FEATURE_DIM, dtype=torch.float64)
+
+
+class InceptionSetMetric(SetMetric):
+    """A set metric on FID Inception features (FID, KID): one feature space, computed once per image
+    set and shared by every metric on it. Subclasses give ``from_features`` and ``statistic``."""
+
+    feature_space = "fid-inception"
+    higher_is_better = False
+
+    def prepare(self, device: torch.device) -> InceptionSetMetric:
+        inception_network().to(device)
+        return self
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return inception_features(images)

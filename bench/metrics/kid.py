@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from torchmetrics.image.kid import poly_mmd
 
-from bench.base import Metric
-from bench.metrics.inception import inception_features, inception_network
+from bench.metrics.inception import InceptionSetMetric
 
 
 def kernel_inception_distance(features: np.ndarray, reference: np.ndarray) -> float:
@@ -26,18 +25,8 @@ def kernel_inception_distance(features: np.ndarray, reference: np.ndarray) -> fl
                  - 2 * k_xy.sum() / (m * n))
 
 
-class KID(Metric):
+class KID(InceptionSetMetric):
     name = "kid"
-    kind = "set"
-    feature_space = "fid-inception"
-    higher_is_better = False
-
-    def prepare(self, device: torch.device) -> KID:
-        inception_network().to(device)
-        return self
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return inception_features(images)
 
     def from_features(self, features: torch.Tensor, reference_features: torch.Tensor) -> float:
         return kernel_inception_distance(features.double().numpy(), reference_features.double().numpy())

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from bench.base import Metric
+from bench.metrics.kinds import PairedMetric
 
 LPIPS_NETS = ("alex", "vgg")
 
@@ -59,7 +59,7 @@ class LPIPSConfig:
         check_lpips_net("net", self.net)
 
 
-class LPIPS(Metric):
+class LPIPS(PairedMetric):
     name = "lpips"
     higher_is_better = False
     Config = LPIPSConfig

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from bench.base import Metric
+from bench.metrics.kinds import PairedMetric
 
 
-class PSNR(Metric):
+class PSNR(PairedMetric):
     """PSNR in dB for images in [0, 1], one value per image (data_range 1)."""
 
     name = "psnr"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from bench.base import Metric
+from bench.metrics.kinds import PairedMetric
 
 
-class SSIM(Metric):
+class SSIM(PairedMetric):
     """SSIM (Gaussian window 11, sigma 1.5, the Wang et al. 2004 constants), one value per image."""
 
     name = "ssim"

@@ -10,11 +10,11 @@ import torch
 from bench.clip_model import zero_shot_correct
 from bench.errors import BenchError
 from bench.metrics.clip_common import ClipMetric
+from bench.metrics.kinds import LabelMetric
 
 
-class ZeroShot(ClipMetric):
+class ZeroShot(ClipMetric, LabelMetric):
     name = "zero-shot"
-    kind = "label"
     higher_is_better = True
 
     def per_sample_labels(self, images: torch.Tensor, labels: torch.Tensor,
