@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval
+from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval
 from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
 
 
@@ -46,7 +46,7 @@ class GlazeLikeConfig(AttackConfig):
             raise ValueError(f"steps={self.steps}; use at least 1")
 
 
-class GlazeLike(Attack):
+class GlazeLike(PixelAttack):
     name = "glaze-like"
     Config = GlazeLikeConfig
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
+from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
 from bench.data import load_target_image
 
 LOSSES = ("textural", "semantic", "fused")
@@ -64,7 +64,7 @@ def stripes(like: torch.Tensor, period: int = 4) -> torch.Tensor:
     return pattern.expand(3, height, width).unsqueeze(0).to(like.device, like.dtype)
 
 
-class Mist(Attack):
+class Mist(PixelAttack):
     name = "mist"
     Config = MistConfig
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from bench.base import Attack, Defense
+from bench.base import Defense, PixelAttack
 
 
-class UniformNoise(Attack):
+class UniformNoise(PixelAttack):
     """x' = clip(x + U(-eps, eps), 0, 1), then 8-bit quantisation inside the ball (base class).
 
     Arguments: ``eps`` (default 8/255), the L-inf radius in [0, 1] pixel units.

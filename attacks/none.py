@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense
+from bench.base import AttackConfig, Defense, PixelAttack
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class NoAttackConfig(AttackConfig):
     eps: float = 0.0
 
 
-class NoAttack(Attack):
+class NoAttack(PixelAttack):
     name = "none"
     Config = NoAttackConfig
     uses_model = False

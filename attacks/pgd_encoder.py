@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
+from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
 from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
 
 
@@ -52,7 +52,7 @@ def reconstruction_loss(model: Defense, images: torch.Tensor, clean: torch.Tenso
     return mse + lpips_weight * lpips_distance(reconstruction, clean, lpips_net)
 
 
-class PGDEncoder(Attack):
+class PGDEncoder(PixelAttack):
     name = "pgd-encoder"
     Config = PGDEncoderConfig
 

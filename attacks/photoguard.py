@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import Attack, AttackConfig, Defense, check_unit_interval, signed_step, uniform_start
+from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
 from bench.data import load_target_image
 
 VARIANTS = ("encoder", "diffusion")
@@ -58,7 +58,7 @@ class PhotoGuardConfig(AttackConfig):
             raise ValueError(f"target={self.target!r} is neither 'zero' nor an image file")
 
 
-class PhotoGuard(Attack):
+class PhotoGuard(PixelAttack):
     name = "photoguard"
     Config = PhotoGuardConfig
 

@@ -119,6 +119,40 @@ class Defense(Plugin):
         return {"name": self.name, "config": dataclasses.asdict(self.config)}
 
 
+SURFACES = ("pixels", "prompts", "training-data")
+"""What an attack may perturb (``Attack.surface``) and a scenario may accept (``Scenario.surfaces``)."""
+
+
+class Attack(Plugin):
+    """Something an attacker changes, on one ``surface``: ``pixels`` (``PixelAttack``: test images in an
+    L-inf ball), ``prompts`` (``PromptAttack``: list of strings -> list of strings) or ``training-data``
+    (``PoisoningAttack``: poisoned image-caption pairs for a training set). ``budgets``: the config
+    fields that are its budget, each a grid axis (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``).
+
+    ``uses_model``: False for model-free attacks (noise, typos, dirty labels), which have no threat model.
+    ``requirements()``: what the model handed to the attack must offer beyond encode/decode, e.g.
+    ``{"diffusion"}`` (a denoiser and a text encoder: ``bench.editing.Editor``); the grid refuses a
+    scenario that cannot provide it. ``objective`` scores adversarial images on a model, higher
+    meaning a more successful attack; the adaptive threat model uses it to keep, per image, the
+    stronger of the white-box and the transferred perturbation.
+    """
+
+    surface: ClassVar[str] = ""
+    budgets: ClassVar[tuple[str, ...]] = ()
+    uses_model: ClassVar[bool] = True
+
+    def requirements(self) -> frozenset[str]:
+        return frozenset()
+
+    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor | None:
+        """(N,) attack success on ``model`` (higher = stronger), or None where there is no objective."""
+        return None
+
+    def budget(self) -> dict[str, Any]:
+        """The budget this attack was configured with (its ``budgets`` fields)."""
+        return {key: getattr(self.config, key) for key in self.budgets if hasattr(self.config, key)}
+
+
 @dataclass(frozen=True)
 class AttackConfig:
     eps: float = 8 / 255
@@ -127,38 +161,109 @@ class AttackConfig:
         check_unit_interval("attack", "eps", self.eps)
 
 
-class Attack(Plugin):
-    """An L-inf bounded perturbation. Subclasses implement ``perturb``; calling the attack also
-    projects onto the eps-ball, clamps to [0, 1] and quantises to 8 bits (as a saved PNG would be),
-    staying inside the ball after quantisation (``eps`` 1 leaves the L-inf ball unconstrained, for
-    attacks with another budget).
+class PixelAttack(Attack):
+    """An L-inf bounded perturbation of test images. Subclasses implement ``perturb``; calling the
+    attack also projects onto the eps-ball, clamps to [0, 1] and quantises to 8 bits (as a saved PNG
+    would be), staying inside the ball after quantisation (``eps`` 1 leaves the L-inf ball
+    unconstrained, for attacks with another budget)."""
 
-    ``uses_model``: False for model-free perturbations (noise), which have no threat model.
-    ``requirements()``: what the model handed to ``perturb`` must offer beyond encode/decode, e.g.
-    ``{"diffusion"}`` (a denoiser and a text encoder: ``bench.editing.Editor``); the grid refuses a
-    scenario that cannot provide it. ``objective`` scores adversarial images on a model, higher
-    meaning a more successful attack; the adaptive threat model uses it to keep, per image, the
-    stronger of the white-box and the transferred perturbation.
-    """
-
+    surface: ClassVar[str] = "pixels"
+    budgets: ClassVar[tuple[str, ...]] = ("eps",)
     Config: ClassVar[type] = AttackConfig
-    uses_model: ClassVar[bool] = True
-
-    def requirements(self) -> frozenset[str]:
-        return frozenset()
 
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
-
-    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor | None:
-        """(N,) attack success on ``model`` (higher = stronger), or None where there is no objective."""
-        return None
 
     def __call__(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         with torch.enable_grad():
             adversarial = self.perturb(model, images, generator).detach()
         return quantise_into_ball(adversarial, images, self.config.eps)
+
+
+@dataclass(frozen=True)
+class PromptAttackConfig:
+    """``edits``: character edits per prompt; where 0, ``rate``: the fraction of each prompt's
+    characters edited (rounded)."""
+
+    rate: float = 0.1
+    edits: int = 0
+
+    def __post_init__(self):
+        check_unit_interval("attack", "rate", self.rate)
+        if self.edits < 0:
+            raise ValueError(f"edits={self.edits} must be 0 (use rate) or more")
+
+
+class PromptAttack(Attack):
+    """Perturbs prompts: ``perturb_prompts(prompts, generator) -> prompts``, seeded per batch."""
+
+    surface: ClassVar[str] = "prompts"
+    budgets: ClassVar[tuple[str, ...]] = ("rate", "edits")
+    Config: ClassVar[type] = PromptAttackConfig
+    uses_model: ClassVar[bool] = False
+
+    def perturb_prompts(self, prompts: list[str], generator: torch.Generator) -> list[str]:
+        raise NotImplementedError
+
+    def __call__(self, prompts: list[str], seed: int) -> list[str]:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        perturbed = list(self.perturb_prompts(list(prompts), generator))
+        if len(perturbed) != len(prompts) or not all(isinstance(p, str) for p in perturbed):
+            raise ValueError(f"{self.name}: perturb_prompts must return one string per prompt")
+        return perturbed
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    """``count`` poisoned samples; where 0, ``ratio`` of the training set (rounded). ``eps``: the pixel
+    budget where the attack also perturbs images (0: images unchanged)."""
+
+    count: int = 0
+    ratio: float = 0.1
+    eps: float = 0.0
+
+    def __post_init__(self):
+        check_unit_interval("attack", "ratio", self.ratio)
+        check_unit_interval("attack", "eps", self.eps)
+        if self.count < 0:
+            raise ValueError(f"count={self.count} must be 0 (use ratio) or more")
+
+    def poison_count(self, n: int) -> int:
+        return min(n, self.count or round(self.ratio * n))
+
+
+@dataclass
+class Poison:
+    """Poisoned training pairs: ``indices`` of the clean training samples they substitute, their
+    ``images`` (N,3,H,W) in [0, 1] and ``captions``."""
+
+    indices: torch.Tensor
+    images: torch.Tensor
+    captions: list[str]
+
+
+class PoisoningAttack(Attack):
+    """Poisons a training set: ``poison(images, captions, labels, generator) -> Poison``, the pairs to
+    substitute for the clean ones at ``indices``; seeded."""
+
+    surface: ClassVar[str] = "training-data"
+    budgets: ClassVar[tuple[str, ...]] = ("count", "ratio")
+    Config: ClassVar[type] = PoisonConfig
+    uses_model: ClassVar[bool] = False
+
+    def poison(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor,
+               generator: torch.Generator) -> Poison:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor, seed: int) -> Poison:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        poison = self.poison(images, list(captions), labels, generator)
+        if len(poison.indices) != len(poison.images) or len(poison.images) != len(poison.captions):
+            raise ValueError(f"{self.name}: a Poison needs as many images and captions as indices")
+        if self.config.eps < 1 and len(poison.indices):
+            poison.images = quantise_into_ball(poison.images, images[poison.indices], self.config.eps)
+        return poison
 
 
 def uniform_start(images: torch.Tensor, eps: float, generator: torch.Generator, random: bool = True) -> torch.Tensor:
@@ -208,9 +313,12 @@ class Metric(Plugin):
 
 class Scenario(Plugin):
     """How a cell is evaluated: which images go through which model, and what is measured.
-    ``provides``: the attack requirements the scenario can meet (see ``Attack.requirements``)."""
+    ``surfaces``: the attack surfaces it accepts (the grid refuses any other attack);
+    ``provides``: the attack requirements the scenario can meet (see ``Attack.requirements``).
+    ``run(context: bench.scenario_api.CellContext) -> bench.scenario_api.ScenarioResult``."""
 
     metric_kinds: ClassVar[tuple[str, ...]] = ("paired", "set")
+    surfaces: ClassVar[frozenset[str]] = frozenset({"pixels"})
     provides: ClassVar[frozenset[str]] = frozenset()
 
     def run(self, context: Any) -> Any:

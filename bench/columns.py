@@ -7,7 +7,8 @@ Imports nothing from the suite, so any module may use it."""
 from __future__ import annotations
 
 SCENARIO_QUANTITIES: dict[str, bool] = {"linf": False, "latent_shift": False, "lpips_input": False,
-                                        "attack_objective": False}
+                                        "attack_objective": False, "prompt_edits": False,
+                                        "prompt_edit_rate": False, "poisoned": False}
 """Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUANTITIES.items() if not higher)
@@ -15,8 +16,9 @@ LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUA
 RECORD_ONLY_COLUMNS: tuple[str, ...] = ("index", "transfer_kept", "selection_damage")
 """Per-sample columns kept in samples.csv but not summarised as metrics."""
 
-LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "latent_shift")
-"""Budget and latent columns shown first in a table, in this order."""
+LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prompt_edit_rate", "poisoned",
+                                     "latent_shift")
+"""Measured budgets (pixels, prompts, training data) and the latent shift, first in a table, in this order."""
 
 THREAT_MODELS: tuple[str, ...] = ("adaptive", "transfer")
 """Threat models a grid may list under ``threat_models:``."""

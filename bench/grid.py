@@ -25,9 +25,14 @@ from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 
 GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
-             "metrics", "defenses", "attacks", "eps", "exclude", "overrides", "threat_models", "transfer_source"}
+             "metrics", "defenses", "attacks", "eps", "rate", "edits", "count", "ratio", "exclude", "overrides",
+             "threat_models", "transfer_source"}
 CELL_KEYS = {"n", "seed", "batch_size"}
-MATCH_KEYS = {"defense", "attack", "scenario", "eps", "seed", "threat_model"}
+BUDGET_AXES = ("eps", "rate", "edits", "count", "ratio")
+"""The grid's budget axes, each injected into the attacks whose ``Attack.budgets`` name it: ``eps`` for
+pixel attacks, ``rate`` / ``edits`` for prompt attacks, ``count`` / ``ratio`` for poisoning attacks."""
+FRACTION_AXES = ("eps", "rate", "ratio")
+MATCH_KEYS = {"defense", "attack", "scenario", "seed", "threat_model", *BUDGET_AXES}
 DEFAULT_TRANSFER_SOURCE = "vae-kl"
 MAX_SEED = 2**32 - 1
 
@@ -86,7 +91,19 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.defense.label} x {self.attack.label} [{self.threat_model}] ({self.scenario.label}) eps={self.eps:.4g}"
+        return f"{self.defense.label} x {self.attack.label} [{self.threat_model}] ({self.scenario.label}) {self.budget_label}"
+
+    @property
+    def budget(self) -> dict[str, Any]:
+        """The attack's configured budget (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``)."""
+        return self.attack.build(ATTACKS).budget()
+
+    @property
+    def budget_label(self) -> str:
+        budget = self.budget
+        if set(budget) <= {"eps"}:
+            return f"eps={self.eps:.4g}"
+        return " ".join(f"{key}={value:.4g}" for key, value in budget.items())
 
     @property
     def key(self) -> str:
@@ -123,6 +140,24 @@ def _check_requirements(attack: PluginSpec, scenario: PluginSpec, where: str) ->
         raise BenchError(f"{where}: attack {attack.name!r} needs a {' and a '.join(sorted(missing))} model, which "
                          f"scenario {scenario.name!r} does not provide; use scenario img2img-edit or change the "
                          "attack's settings")
+
+
+def _check_surface(attack: PluginSpec, scenario: PluginSpec, where: str) -> None:
+    surface = ATTACKS.get(attack.name).surface
+    accepted = SCENARIOS.get(scenario.name).surfaces
+    if surface not in accepted:
+        raise BenchError(f"{where}: attack {attack.name!r} perturbs {surface}, but scenario {scenario.name!r} takes "
+                         f"only {' and '.join(sorted(accepted))} attacks; pair it with a scenario that takes "
+                         f"{surface} (e.g. toy) or drop it")
+
+
+def _budget_points(entry: Any, axes: dict[str, list]) -> list[tuple[str, Any] | None]:
+    """The grid's budget values that apply to an attack (its ``budgets``), one cell each; [None] when
+    none does (the attack's own default)."""
+    name = entry.get("name") if isinstance(entry, dict) else entry
+    budgets = ATTACKS.get(name).budgets if isinstance(name, str) else ()
+    points = [(key, value) for key in BUDGET_AXES if key in budgets for value in axes[key]]
+    return points or [None]
 
 
 def _uses_model(entry: Any) -> bool:
@@ -194,16 +229,25 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     scenarios = _as_list(raw.get("scenarios", raw.get("scenario", "reconstruction")), "scenarios")
     metrics_raw = _as_list(raw.get("metrics", ["psnr", "ssim", "lpips"]), "metrics")
     seeds = _as_list(raw.get("seeds", raw.get("seed", 0)), "seeds")
-    eps_axis = _as_list(raw.get("eps"), "eps")
+    budget_axes = {key: _as_list(raw.get(key), key) for key in BUDGET_AXES}
     for axis, values in (("seeds", seeds), ("scenarios", scenarios)):
         if not values:
             raise BenchError(f"{source}: `{axis}:` is empty; list at least one (or leave it out for the default)")
-    for eps in eps_axis:
+    for eps in budget_axes["eps"]:
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps):
             raise BenchError(f"{source}: eps {eps!r} is not a number; {NUMBER_HINT}")
         if not 0 <= eps <= 1:
             raise BenchError(f"{source}: eps {eps!r} is outside [0, 1]; budgets are in [0,1] pixel units "
                              "(8/255 = 0.0314)")
+    for key in ("rate", "ratio"):
+        for value in budget_axes[key]:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+                    or not 0 <= value <= 1:
+                raise BenchError(f"{source}: {key} {value!r} must be a number in [0, 1] (a fraction)")
+    for key in ("edits", "count"):
+        for value in budget_axes[key]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BenchError(f"{source}: {key} {value!r} must be a non-negative whole number")
     excludes = _as_list(raw.get("exclude"), "exclude")
     overrides = _as_list(raw.get("overrides"), "overrides")
     for i, rule in enumerate(excludes):
@@ -227,18 +271,21 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
     cells: list[Cell] = []
     seen: set[str] = set()
     metric_specs = tuple(_plugin(METRICS, m, f"{source}: metrics") for m in metrics_raw)
-    for defense, attack, scenario, seed, eps, threat in itertools.product(
-            _as_list(raw["defenses"], "defenses"), _as_list(raw["attacks"], "attacks"), scenarios, seeds,
-            eps_axis or [None], threats):
+    combinations = ((defense, attack, scenario, seed, point, threat)
+                    for defense, attack, scenario, seed in itertools.product(
+                        _as_list(raw["defenses"], "defenses"), _as_list(raw["attacks"], "attacks"), scenarios, seeds)
+                    for point in _budget_points(attack, budget_axes) for threat in threats)
+    for defense, attack, scenario, seed, point, threat in combinations:
         attack_name = _entry_name(attack)
         if not _uses_model(attack):
             threat = MODEL_FREE
         axes = {"defense": _entry_name(defense), "attack": attack_name, "scenario": _entry_name(scenario),
-                "seed": seed, "eps": eps, "threat_model": threat}
+                "seed": seed, "threat_model": threat, **dict.fromkeys(BUDGET_AXES),
+                **(dict([point]) if point else {})}
         if any(_matches(rule, axes) for rule in excludes):
             continue
         settings: dict[str, Any] = {"n": data_raw.get("n", 64), "seed": seed, "batch_size": batch_size}
-        attack_extra: dict[str, Any] = {} if eps is None or attack_name == "none" else {"eps": eps}
+        attack_extra: dict[str, Any] = {} if point is None or attack_name == "none" else dict([point])
         for rule in overrides:
             if _matches(rule.get("match") or {}, axes):
                 for key, value in rule["set"].items():
@@ -259,6 +306,7 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         scenario_spec = _plugin(SCENARIOS, scenario, where)
         _check_metric_kinds(metric_specs, scenario_spec, where)
         attack_spec = _plugin(ATTACKS, attack, where, attack_extra)
+        _check_surface(attack_spec, scenario_spec, where)
         _check_requirements(attack_spec, scenario_spec, where)
         cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=attack_spec,
                     scenario=scenario_spec, metrics=metric_specs, data=data,

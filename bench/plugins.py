@@ -21,6 +21,9 @@ ATTACKS.register("photoguard-diffusion", "attacks.photoguard:PhotoGuard",
 ATTACKS.register("mist", "attacks.mist:Mist", "MIST: textural + semantic (AdvDM) losses, fused by default")
 ATTACKS.register("glaze-like", "attacks.glaze_like:GlazeLike",
                  "open Glaze approximation: latent pulled to a style-shifted target under an LPIPS penalty")
+ATTACKS.register("typo", "attacks.typo:Typo", "prompts: seeded character substitutions (control; rate / edits)")
+ATTACKS.register("dirty-label", "attacks.dirty_label:DirtyLabel",
+                 "training data: target-class images captioned as the source class (control; count / ratio)")
 
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
@@ -55,5 +58,7 @@ SCENARIOS.register("reconstruction", "bench.scenarios.reconstruction:Reconstruct
                    "attacked images through the autoencoder: fidelity to x and to D(E(x)), latent shift")
 SCENARIOS.register("img2img-edit", "bench.scenarios.img2img_edit:Img2ImgEdit",
                    "clean and protected images edited alike (SD img2img, strength 0.5): do the edits differ?")
+SCENARIOS.register("toy", "bench.scenarios.toy:ToyClassifier",
+                   "every attack surface through a nearest-class-mean classifier (plumbing checks, not a benchmark)")
 
 REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "metrics": METRICS, "scenarios": SCENARIOS}

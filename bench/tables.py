@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench.columns import LEADING_COLUMNS
 from bench.errors import BenchError
 
 FORMATS = ("md", "csv", "json", "latex")
-LEADING_COLUMNS = ("linf", "lpips_input", "latent_shift")
 
 
 def long_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import torch
 
 if TYPE_CHECKING:
     from bench.grid import PluginSpec
-    from bench.runner import CellContext
+    from bench.scenario_api import CellContext
 
 SELECTION_COLUMN = "selection_damage"
 

@@ -9,6 +9,8 @@ from bench.base import PIXEL_LEVELS, quantise_into_ball
 from bench.plugins import ATTACKS
 
 EPS = 8 / 255
+PIXEL_ATTACKS = [n for n in ATTACKS.names() if ATTACKS.get(n).surface == "pixels"]
+"""Prompt and training-data attacks: tests/test_surfaces.py."""
 
 
 def build(name, **params):
@@ -22,7 +24,7 @@ def target_for(attack, tiny_defense, tiny_editor):
     return tiny_editor if "diffusion" in attack.requirements() else tiny_defense
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", PIXEL_ATTACKS)
 def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, tiny_editor, images):
     attack = build(name)
     adversarial = attack(target_for(attack, tiny_defense, tiny_editor), images, seed=0)
@@ -33,7 +35,7 @@ def test_attack_stays_in_the_quantised_eps_ball(name, tiny_defense, tiny_editor,
     assert torch.allclose(levels, levels.round(), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", PIXEL_ATTACKS)
 def test_same_seed_same_output(name, tiny_defense, tiny_editor, images):
     attack = build(name)
     model = target_for(attack, tiny_defense, tiny_editor)
@@ -41,7 +43,7 @@ def test_same_seed_same_output(name, tiny_defense, tiny_editor, images):
     assert torch.equal(first, again)
 
 
-@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if ATTACKS.get(n).uses_model])
+@pytest.mark.parametrize("name", [n for n in PIXEL_ATTACKS if ATTACKS.get(n).uses_model])
 def test_the_attack_improves_its_own_objective_over_noise(name, tiny_defense, tiny_editor, images):
     """What adaptive selection relies on: ``objective`` is higher for the attack's own output than
     for uniform noise of the same budget."""

@@ -26,14 +26,18 @@ import torch
 from bench.base import Defense, Scenario
 from bench.editing import EditConfig, Editor, shared_pipeline
 from bench.errors import BenchError
-from bench.metrics.lpips import lpips_distance
-from bench.runner import CellContext, ScenarioResult, set_metric_estimates
-from bench.scenarios.reconstruction import (
+from bench.measure import (
     budget_columns,
     clean_reconstructions,
+    metric_columns,
     objective_column,
     sample_columns,
+    set_metric_estimates,
+    set_metrics,
 )
+from bench.metrics.kinds import BatchOutputs
+from bench.metrics.lpips import lpips_distance
+from bench.scenario_api import CellContext, ScenarioResult
 from bench.threats import SELECTION_COLUMN, evaluate_worst_case
 
 FIDELITY_PREFIX = "clean_rec_"
@@ -116,13 +120,10 @@ class Img2ImgEdit(Scenario):
                    "latent_shift": (latents - clean["latents"][batch].to(latents.device)).flatten(1).norm(dim=1).cpu(),
                    SELECTION_COLUMN: lpips_distance(edits, clean_edits_batch, "alex").float().cpu(),
                    **objective_column(context, x_adv, x, index)}
-            for label, metric in context.metrics.items():
-                if metric.kind == "paired":
-                    out[label] = metric.per_sample(edits, clean_edits_batch).float().cpu()
-                elif metric.kind == "text":
-                    out[label] = metric.per_sample_text(edits, prompts).float().cpu()
-                elif metric.kind == "label":
-                    out[label] = metric.per_sample_labels(edits, context.data.labels[batch], class_names(context)).float().cpu()
+            out.update(metric_columns(context.metrics, BatchOutputs(
+                edits, references={"": clean_edits_batch}, prompts=prompts,
+                labels=context.data.labels[batch],
+                class_names=lambda: class_names(context))))
         return out
 
 
@@ -155,7 +156,7 @@ def clean_edits(context: CellContext, editor: Editor) -> dict[str, torch.Tensor]
 
     stored = context.shared(parts, compute)
     features = {}
-    for space, metric in {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}.items():
+    for space, metric in set_metrics(context.metrics).items():
         feature_parts = {**parts, "what": f"clean-edit-features-{space}"}
         features[space] = context.shared(feature_parts, lambda m=metric: {"features": m.features(stored["edits"])})["features"]
     return {**stored, "latents": latents, "features": features}

@@ -16,8 +16,18 @@ import pandas as pd
 import torch
 
 from bench.base import Scenario
+from bench.measure import (
+    budget_columns,
+    clean_reconstructions,
+    metric_columns,
+    objective_column,
+    reference_features,
+    sample_columns,
+    set_metric_estimates,
+)
+from bench.metrics.kinds import BatchOutputs
 from bench.metrics.lpips import lpips_distance
-from bench.runner import CellContext, ScenarioResult, set_metric_estimates
+from bench.scenario_api import CellContext, ScenarioResult
 from bench.threats import SELECTION_COLUMN, evaluate_worst_case
 
 
@@ -63,62 +73,7 @@ class Reconstruction(Scenario):
                    "latent_shift": (latents.float() - clean_latents).flatten(1).norm(dim=1).cpu(),
                    SELECTION_COLUMN: lpips_distance(reconstruction.float(), x, "alex").float().cpu(),
                    **objective_column(context, x_adv, x, index)}
-            for label, metric in context.metrics.items():
-                if metric.kind == "paired":
-                    out[label] = metric.per_sample(reconstruction.float(), x).float().cpu()
-                    out[f"{label}_vs_clean_rec"] = metric.per_sample(reconstruction.float(),
-                                                                     clean_reconstruction).float().cpu()
+            out.update(metric_columns(context.metrics, BatchOutputs(
+                reconstruction.float(), references={"": x, "_vs_clean_rec": clean_reconstruction})))
         return out
 
-
-def budget_columns(adversarial: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The measured budget of each (quantised) attacked image: L-inf and LPIPS (alex) distance."""
-    return {"linf": (adversarial - clean).abs().flatten(1).amax(1).cpu(),
-            "lpips_input": lpips_distance(adversarial, clean, "alex").float().cpu()}
-
-
-def objective_column(context: CellContext, adversarial: torch.Tensor, clean: torch.Tensor,
-                     index: int) -> dict[str, torch.Tensor]:
-    """The attack's own objective on the evaluated defense (seeded per batch), where it has one."""
-    if not context.attack.uses_model:
-        return {}
-    model = context.evaluation_model(context.cell.defense)
-    value = context.attack.objective(model, adversarial, clean, context.batch_seed(index))
-    return {} if value is None else {"attack_objective": value.detach().float().cpu()}
-
-
-def sample_columns(context: CellContext, stored: dict[str, torch.Tensor]) -> list[str]:
-    """Every per-sample column of a stored batch (not its images): budgets, metrics in the grid's
-    order, then the rest sorted."""
-    labels = list(context.metrics)
-    ordered = ["linf", "lpips_input", "latent_shift", *labels, *(f"{label}_vs_clean_rec" for label in labels)]
-    rest = sorted(key for key, value in stored.items() if value.ndim == 1 and key not in ordered)
-    return [key for key in ordered if key in stored] + rest
-
-
-def clean_reconstructions(context: CellContext) -> dict[str, torch.Tensor]:
-    """E(x) and D(E(x)) of the cell's images, computed once per (defense, data) in a run."""
-
-    def compute() -> dict[str, torch.Tensor]:
-        latents, reconstructions = [], []
-        with torch.no_grad():
-            for _, batch in context.batches():
-                z = context.defense.encode(context.data.images[batch].to(context.device))
-                latents.append(z.float().cpu())
-                reconstructions.append(context.defense.decode(z).float().cpu())
-        return {"latents": torch.cat(latents), "reconstruction": torch.cat(reconstructions)}
-
-    parts = {"what": "clean-reconstruction", "defense": context.cell.defense.as_dict(),
-             "data": context.data_identity(), "batch_size": context.cell.batch_size,
-             "dtype": context.options.dtype, "device": context.device.type}
-    return context.shared(parts, compute)
-
-
-def reference_features(context: CellContext) -> dict[str, torch.Tensor]:
-    """Features of the clean images x in each feature space the set metrics use, computed once."""
-    spaces = {m.feature_space: m for m in context.metrics.values() if m.kind == "set"}
-    result = {}
-    for space, metric in spaces.items():
-        parts = {"what": f"reference-{space}", "data": context.data_identity()}
-        result[space] = context.shared(parts, lambda m=metric: {"features": m.features(context.data.images)})["features"]
-    return result

@@ -1,0 +1,157 @@
+"""Attack surfaces (issue 10): a pixel, a prompt and a training-data attack run end to end through the
+toy scenario; their measured budgets and text columns are stored, and a run interrupted mid-cell
+resumes to the uninterrupted results. A scenario refuses an attack on a surface it does not take."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from bench.base import SURFACES, PixelAttack, PoisoningAttack, PromptAttack
+from bench.errors import BenchError
+from bench.grid import parse_grid
+from bench.plugins import ATTACKS
+from bench.runner import Runner, RunOptions
+
+ATTACK_OF = {"pixels": {"name": "noise", "eps": 0.05},
+             "prompts": {"name": "typo", "edits": 2},
+             "training-data": {"name": "dirty-label", "source": 0, "target": 1, "ratio": 0.25}}
+TEXT_COLUMN = {"pixels": None, "prompts": "prompt", "training-data": "caption"}
+BUDGET_COLUMN = {"pixels": "linf", "prompts": "prompt_edits", "training-data": "poisoned"}
+
+
+def toy_grid(tmp_path, surface: str, vae_dir) -> str:
+    grid = {"name": f"toy-{surface}", "seed": 3, "batch_size": 4, "data": {"split": "test", "n": 12},
+            "scenario": "toy", "metrics": ["psnr"] if surface == "pixels" else [],
+            "defenses": [{"name": "vae", "model": str(vae_dir)}], "attacks": [ATTACK_OF[surface]]}
+    path = tmp_path / f"{surface}.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return str(path)
+
+
+def stored(run_dir) -> dict:
+    from bench.store import RunStore
+
+    out = {}
+    for key in RunStore(run_dir).cell_keys():
+        summary = json.loads((run_dir / "cells" / key / "summary.json").read_text())
+        out[key] = (summary["metrics"], (run_dir / "cells" / key / "samples.csv").read_text())
+    return out
+
+
+def test_every_surface_has_a_base_and_an_attack_registered():
+    bases = {PixelAttack: "pixels", PromptAttack: "prompts", PoisoningAttack: "training-data"}
+    assert sorted(bases.values()) == sorted(SURFACES)
+    for base, surface in bases.items():
+        assert base.surface == surface
+    for surface, entry in ATTACK_OF.items():
+        assert ATTACKS.get(entry["name"]).surface == surface
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_surface_end_to_end_interrupted_and_resumed(tmp_path, tiny_vae_dir, monkeypatch, surface):
+    from bench.store import CellStore
+
+    grid = toy_grid(tmp_path, surface, tiny_vae_dir)
+    uninterrupted = Runner(tmp_path / "clean", RunOptions(quiet=True))
+    [summary] = uninterrupted.run_grid(grid)
+
+    original = CellStore.save_batch
+    saved = []
+
+    def dies_after_two_batches(self, index, tensors):
+        if len(saved) == 2:
+            raise KeyboardInterrupt  # as a kill between two batches
+        original(self, index, tensors)
+        saved.append(index)
+
+    monkeypatch.setattr(CellStore, "save_batch", dies_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(grid)
+    monkeypatch.setattr(CellStore, "save_batch", original)
+    survivors = {p: p.stat().st_mtime_ns for p in (tmp_path / "killed").glob("cells/*/batches/*.safetensors")}
+    assert len(survivors) == 2 and not list((tmp_path / "killed").glob("cells/*/summary.json"))
+
+    Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(grid)
+    for path, mtime in survivors.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed instead of reused"
+    assert stored(tmp_path / "killed") == stored(tmp_path / "clean")
+
+    samples = pd.read_csv(uninterrupted.run.cell(summary["key"]).folder / "samples.csv")
+    assert len(samples) == 12 and "correct" in summary["metrics"]
+    budget = BUDGET_COLUMN[surface]
+    assert summary["metrics"][budget]["higher_is_better"] is False
+    text = TEXT_COLUMN[surface]
+    if text is not None:
+        assert text in samples and text not in summary["metrics"]  # stored and shown, not averaged
+        assert samples[text].map(type).eq(str).all()
+    if surface == "pixels":
+        assert 0 < samples["linf"].max() <= 0.05 + 1e-6
+    if surface == "prompts":
+        from bench.data import load_fashion_mnist
+
+        clean = load_fashion_mnist("test", 12).captions
+        assert (samples["prompt_edits"] == 2).all()  # two substitutions at distinct positions
+        assert all(p != c and len(p) == len(c) for p, c in zip(samples["prompt"], clean, strict=True))
+    if surface == "training-data":
+        from bench.data import caption, load_fashion_mnist
+
+        labels = load_fashion_mnist("test", 12).labels
+        poisoned = samples[samples["poisoned"] == 1]
+        assert len(poisoned) == min(3, int((labels == 1).sum()))  # ratio 0.25 of 12, among target images
+        assert (labels[poisoned.index.to_numpy()] == 1).all()
+        assert (poisoned["caption"] == caption(0)).all()
+        clean_rows = samples[samples["poisoned"] == 0]
+        assert all(c == caption(int(labels[i])) for i, c in zip(clean_rows.index, clean_rows["caption"], strict=True))
+
+
+def test_a_prompt_attack_on_reconstruction_is_refused_with_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"defenses": ["vae-kl"], "attacks": ["typo"], "scenario": "reconstruction"}))
+    code = main(["--quiet", "run", str(grid), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "'typo' perturbs prompts" in err and "'reconstruction'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_budget_axes_reach_only_the_attacks_they_budget():
+    raw = {"defenses": ["vae-kl"], "scenario": "toy", "metrics": [], "attacks": ["noise", "typo", "dirty-label"],
+           "eps": [0.01, 0.02], "rate": [0.2], "edits": [3], "ratio": [0.5], "count": [2]}
+    budgets = sorted((c.attack.name, json.dumps(c.budget, sort_keys=True)) for c in parse_grid(raw))
+    assert budgets == sorted([
+        ("noise", '{"eps": 0.01}'), ("noise", '{"eps": 0.02}'),
+        ("typo", '{"edits": 0, "rate": 0.2}'), ("typo", '{"edits": 3, "rate": 0.1}'),
+        ("dirty-label", '{"count": 0, "ratio": 0.5}'), ("dirty-label", '{"count": 2, "ratio": 0.1}')])
+    labels = {c.label for c in parse_grid(raw)}
+    assert "vae-kl x typo [none] (toy) rate=0.2 edits=0" in labels
+    with pytest.raises(BenchError, match="rate 2 must be a number in"):
+        parse_grid({**raw, "rate": [2]})
+    with pytest.raises(BenchError, match="count -1 must be a non-negative whole number"):
+        parse_grid({**raw, "count": [-1]})
+
+
+def test_typo_is_seeded_and_keeps_its_budget():
+    typo = ATTACKS.get("typo")(ATTACKS.get("typo").make_config({"rate": 0.25}))
+    prompts = ["a photo of a sandal", "a photo of a bag"]
+    assert typo(prompts, seed=1) == typo(prompts, seed=1) != typo(prompts, seed=2)
+    from bench.measure import prompt_budget_columns
+
+    edits = prompt_budget_columns(typo(prompts, seed=1), prompts)["prompt_edits"]
+    assert edits.tolist() == [round(0.25 * len(p)) for p in prompts]  # substitutions at distinct positions
+
+
+def test_text_columns_round_trip_through_a_batch_file(tmp_path):
+    from bench.scenario_api import from_stored, to_stored
+    from bench.store import atomic_save_tensors, load_tensors
+
+    values = {"x": torch.arange(3.0), "prompt": ["a ph0to", "ünïcode, \"quoted\"", ""]}
+    atomic_save_tensors(tmp_path / "b.safetensors", to_stored(values))
+    back = from_stored(load_tensors(tmp_path / "b.safetensors"))
+    assert back["prompt"] == values["prompt"] and torch.equal(back["x"], values["x"])
