@@ -29,6 +29,15 @@ DEFAULT_THREAT_MODEL = "adaptive"
 """A summary or leaderboard result without ``threat_model`` (older runs) is adaptive."""
 
 
+def budget_text(budget: dict | None) -> str:
+    """A non-pixel budget as text (``rate=0.1 edits=0``, ``count=0 ratio=0.25``); empty for a pixel
+    budget, which tables, regression and labels show as ``eps``."""
+    budget = budget or {}
+    if set(budget) <= {"eps"}:
+        return ""
+    return " ".join(f"{key}={value:.4g}" for key, value in budget.items())
+
+
 def metric_base(column: str) -> str:
     """The metric or quantity a result column was computed with: ``psnr_vs_clean_rec`` and
     ``clean_rec_psnr`` are PSNR."""

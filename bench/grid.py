@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from bench.columns import DEFAULT_THREAT_MODEL, MODEL_FREE, THREAT_MODELS
+from bench.columns import DEFAULT_THREAT_MODEL, MODEL_FREE, THREAT_MODELS, budget_text
 from bench.data import DataSpec
 from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
@@ -100,10 +100,7 @@ class Cell:
 
     @property
     def budget_label(self) -> str:
-        budget = self.budget
-        if set(budget) <= {"eps"}:
-            return f"eps={self.eps:.4g}"
-        return " ".join(f"{key}={value:.4g}" for key, value in budget.items())
+        return budget_text(self.budget) or f"eps={self.eps:.4g}"
 
     @property
     def key(self) -> str:

@@ -108,8 +108,9 @@ def numbers(run: RunStore) -> dict[str, dict[str, Any]]:
         summary = cell.summary()
         samples = pd.read_csv(cell.folder / "samples.csv")
         for row in long_frame([summary]).to_dict(orient="records"):
+            budget = row.get("budget") or f"{row['eps']:.6g}"  # a prompt / poisoning budget where there is one
             name = (f"{row['defense']}|{row['attack']}|{row.get('threat_model', 'adaptive')}|{row['scenario']}|"
-                    f"{row['eps']:.6g}|{row['metric']}")
+                    f"{budget}|{row['metric']}")
             entry = {"value": float(row["value"]), "standard_error": _standard_error(row),
                      "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}
             if summary["metrics"][row["metric"]].get("kind") == "mean" and row["metric"] in samples:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.columns import LEADING_COLUMNS
+from bench.columns import LEADING_COLUMNS, budget_text
 from bench.errors import BenchError
 
 FORMATS = ("md", "csv", "json", "latex")
@@ -20,10 +20,12 @@ def long_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for summary in summaries:
         threat = summary.get("threat_model")
+        budget = budget_text(summary.get("budget"))  # prompt / poisoning budgets; pixels: eps
         for metric, values in summary["metrics"].items():
             rows.append({"defense": summary["defense"], "attack": summary["attack"],
                          **({"threat_model": threat} if threat else {}),
-                         "scenario": summary["scenario"], "eps": summary["eps"], "metric": metric,
+                         "scenario": summary["scenario"], "eps": summary["eps"],
+                         **({"budget": budget} if budget else {}), "metric": metric,
                          "value": values["value"], "low": values["low"], "high": values["high"],
                          "n": values["n"], "nan_count": int(values.get("nan_count", 0)),
                          "higher_is_better": values["higher_is_better"]})
@@ -61,6 +63,9 @@ def wide_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         index.append("threat_model")
     if frame["eps"].nunique() > 1:
         index.append("eps")
+    if "budget" in frame:
+        frame = frame.assign(budget=frame["budget"].fillna(""))
+        index.append("budget")
     if frame["scenario"].nunique() > 1:
         index.insert(0, "scenario")
     metrics = _ordered_metrics(frame)

@@ -155,3 +155,20 @@ def test_text_columns_round_trip_through_a_batch_file(tmp_path):
     atomic_save_tensors(tmp_path / "b.safetensors", to_stored(values))
     back = from_stored(load_tensors(tmp_path / "b.safetensors"))
     assert back["prompt"] == values["prompt"] and torch.equal(back["x"], values["x"])
+
+
+def test_tables_keep_cells_apart_by_their_prompt_or_poison_budget():
+    from bench import tables
+
+    def summary(attack, budget, value):
+        return {"defense": "vae-kl", "attack": attack, "threat_model": "none", "scenario": "toy", "eps": 0.0,
+                "budget": budget, "metrics": {"correct": {"value": value, "low": value, "high": value, "n": 4,
+                                                          "higher_is_better": True, "kind": "mean"}}}
+
+    summaries = [summary("typo", {"rate": 0.1, "edits": 0}, 0.9), summary("typo", {"rate": 0.3, "edits": 0}, 0.5),
+                 summary("noise", {"eps": 0.03}, 0.8)]
+    headers, rows = tables.wide_table(summaries)
+    assert "budget" in headers and len(rows) == 3
+    assert {row[headers.index("budget")] for row in rows} == {"rate=0.1 edits=0", "rate=0.3 edits=0", ""}
+    headers, rows = tables.wide_table(summaries[2:])  # a pixel-only table is unchanged: no budget column
+    assert "budget" not in headers
