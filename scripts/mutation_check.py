@@ -93,7 +93,7 @@ MUTATIONS = [
              "keep = results[1][SELECTION_COLUMN] < results[0][SELECTION_COLUMN]",
              ("tests/test_threats.py", "-k", "never_weaker")),
     *[Mutation(f"cell key ignores {field}", "bench/grid.py", text, "", ("tests/test_cell_key.py",))
-      for field, text in [("seed", '"seed": self.seed, '), ("batch_size", '"batch_size": self.batch_size'),
+      for field, text in [("seed", '"seed": self.seed, '), ("batch_size", ', "batch_size": self.batch_size'),
                           ("threat_model", '"threat_model": self.threat_model,'),
                           ("metrics", '"metrics": [m.as_dict() for m in self.metrics],')]],
     Mutation("regress: one-sided again (improvements pass)", "bench/regress.py",

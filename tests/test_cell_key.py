@@ -24,11 +24,12 @@ def only_key(grid):
     ("data", {"data": {"n": 9}}),
     ("seed", {"seed": 1}),
     ("batch_size", {"batch_size": 4}),
-    ("threat_model", {"threat_models": ["transfer"], "transfer_source": "vae-kl"}),
+    ("threat_model", {"threat_models": ["transfer"]}),
     ("transfer_source", {"transfer_source": "srl-vae"}),
 ])
 def test_every_field_of_the_resolved_config_changes_the_key(field, change):
-    base, changed = only_key(BASE), only_key({**BASE, **change})
+    base_grid = {**BASE, "transfer_source": "vae-kl"} if field == "threat_model" else BASE
+    base, changed = only_key(base_grid), only_key({**base_grid, **change})
     assert base.resolved() != changed.resolved()
     assert base.key != changed.key, f"the cell key ignores {field}"
-    assert only_key(BASE).key == base.key
+    assert only_key(base_grid).key == base.key
