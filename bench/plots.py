@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bench.columns import DEFAULT_THREAT_MODEL
 from bench.errors import BenchError
 from bench.store import RunStore, atomic_write_json
 
@@ -42,7 +43,7 @@ def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -
         if summary["attack"] == "none":
             clean[summary["defense"]] = values
         else:
-            curves[summary["attack"]][(summary["defense"], summary.get("threat_model", "adaptive"))].append(
+            curves[summary["attack"]][(summary["defense"], summary.get("threat_model", DEFAULT_THREAT_MODEL))].append(
                 (summary["eps"], values))
     attacks = [a for a, lines in curves.items() if any(len({e for e, _ in pts}) > 1 for pts in lines.values())]
     if not attacks:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.columns import DEFAULT_THREAT_MODEL
 from bench.errors import BenchError
 from bench.store import RunStore, atomic_write_json
 from bench.tables import long_frame
@@ -109,7 +110,7 @@ def numbers(run: RunStore) -> dict[str, dict[str, Any]]:
         samples = pd.read_csv(cell.folder / "samples.csv")
         for row in long_frame([summary]).to_dict(orient="records"):
             budget = row.get("budget") or f"{row['eps']:.6g}"  # a prompt / poisoning budget where there is one
-            name = (f"{row['defense']}|{row['attack']}|{row.get('threat_model', 'adaptive')}|{row['scenario']}|"
+            name = (f"{row['defense']}|{row['attack']}|{row.get('threat_model', DEFAULT_THREAT_MODEL)}|{row['scenario']}|"
                     f"{budget}|{row['metric']}")
             entry = {"value": float(row["value"]), "standard_error": _standard_error(row),
                      "higher_is_better": bool(row["higher_is_better"]), "n": int(row["n"])}

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench.columns import DEFAULT_THREAT_MODEL
 from bench.errors import BenchError
 from bench.leaderboard import files, safety, schema, validate
 
@@ -112,7 +113,7 @@ def result_of(summary: dict[str, Any]) -> dict[str, Any]:
     if not metrics:
         raise BenchError(f"cell {summary['key']} ({summary['attack']}) has no finite metric; check the run")
     return {"attack": {"label": summary["attack"], **summary["config"]["attack"]}, "eps": float(summary["eps"]),
-            "threat_model": summary.get("threat_model", "adaptive"), "metrics": metrics}
+            "threat_model": summary.get("threat_model", DEFAULT_THREAT_MODEL), "metrics": metrics}
 
 
 def entry_grid(grid: dict[str, Any], label: str, track: schema.Track) -> dict[str, Any]:
@@ -154,12 +155,12 @@ def apply_claims(results: list[dict[str, Any]], claims: Any, where: str) -> None
             known = sorted({f"{r['attack']['label']} (eps {r['eps']:g})" for r in results})
             raise BenchError(f"{at}: the run has no attack {attack!r}{'' if eps is None else f' at eps {eps:g}'}; "
                              f"it has {', '.join(known)}")
-        threats = {r.get("threat_model", "adaptive") for r in matches}
+        threats = {r.get("threat_model", DEFAULT_THREAT_MODEL) for r in matches}
         if threat is not None and threat not in threats:
             raise BenchError(f"{at}: attack {attack!r} has no {threat!r} row in the run; it has {', '.join(sorted(threats))}")
         wanted = threat or ("transfer" if len(threats) > 1 else None)
         if wanted is not None:
-            matches = [r for r in matches if r.get("threat_model", "adaptive") == wanted]
+            matches = [r for r in matches if r.get("threat_model", DEFAULT_THREAT_MODEL) == wanted]
         if len(matches) > 1:
             raise BenchError(f"{at}: attack {attack!r} ran at several eps; use the list form with an eps per claim")
         if metric not in matches[0]["metrics"]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.columns import DEFAULT_THREAT_MODEL
 from bench.errors import BenchError
 from bench.leaderboard import files, record, safety, schema, validate
 from bench.leaderboard.record import ABSOLUTE_FLOOR, RELATIVE_FLOOR, Z95, Check, tolerance  # noqa: F401
@@ -46,9 +47,9 @@ def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Chec
     checks = []
     for i, result in enumerate(entry["results"]):
         label, eps = result["attack"]["label"], result["eps"]
-        threat = result.get("threat_model", "adaptive")
+        threat = result.get("threat_model", DEFAULT_THREAT_MODEL)
         match = [s for s in fresh if s["attack"] == label and abs(s["eps"] - eps) <= EPS_TOLERANCE
-                 and s.get("threat_model", "adaptive") == threat]
+                 and s.get("threat_model", DEFAULT_THREAT_MODEL) == threat]
         if not match:
             raise BenchError(f"results[{i}]: the rerun produced no {label!r} cell at eps {eps:g} ({threat}); the "
                              "entry's grid no longer builds it, so resubmit from a fresh run")
