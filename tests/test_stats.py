@@ -85,7 +85,8 @@ def _write(tmp_path, samples, metric):
     folder.mkdir(exist_ok=True)
     label = SimpleNamespace(label="tiny")
     cell = SimpleNamespace(key="abc123", defense=label, attack=SimpleNamespace(label="pgd-encoder"),
-                           scenario=SimpleNamespace(label="reconstruction"), eps=8 / 255, budget=8 / 255, threat_model="adaptive",
+                           scenario=SimpleNamespace(label="reconstruction"), eps=8 / 255, budget={"eps": 8 / 255},
+                           threat_model="adaptive",
                            transfer_source=None, seed=0, resolved=lambda: {})
     store = SimpleNamespace(folder=folder, summary_path=folder / "summary.json")
     context = SimpleNamespace(metrics={"psnr": metric}, defense=SimpleNamespace(weights=lambda: {}))
