@@ -417,3 +417,14 @@ def test_claims_go_to_transfer_by_default_and_to_the_named_threat_model():
     with pytest.raises(BenchError, match=r"claims: \[0\].claimed: attack 'photoguard' has no 'sideways' row"):
         submit.apply_claims(results(), [{"attack": "photoguard", "threat_model": "sideways", "metric": "lpips",
                                          "claimed": 0.3}], "claims")
+
+
+def test_submit_names_a_damaged_summary_or_run_record(tmp_path):
+    run_dir = make_run(tmp_path)
+    summary = next((run_dir / "cells").glob("*/summary.json"))
+    summary.write_text(summary.read_text()[:40])
+    with pytest.raises(BenchError, match=f"cell {summary.parent.name} of .* is damaged; rerun the grid"):
+        submit.build_entry(run_dir, TRACK, tmp_path / "repo")
+    (run_dir / "run.json").write_text("{")
+    with pytest.raises(BenchError, match="damaged run.json"):
+        submit.build_entry(run_dir, TRACK, tmp_path / "repo")

@@ -32,18 +32,28 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     run_file = run_dir / "run.json"
     if not run_file.is_file():
         raise BenchError(f"{run_dir} is not a run folder (no run.json); run `bench run GRID --out {run_dir}` first")
-    run = json.loads(run_file.read_text())
+    run = _read_stored_json(run_file, f"{run_dir} has a damaged run.json; rerun the grid into a new --out folder")
+    if not isinstance(run, dict) or not isinstance(run.get("cells"), list):
+        raise BenchError(f"{run_file} is not a run record this suite wrote; rerun the grid into a new --out folder")
     summaries, missing = [], []
     for key in run["cells"]:
         path = run_dir / "cells" / key / "summary.json"
         if path.is_file():
-            summaries.append(json.loads(path.read_text()))
+            summaries.append(_read_stored_json(path, f"cell {key} of {run_dir} is damaged; rerun the grid with "
+                                                     f"`bench run GRID --out {run_dir}` to recompute it"))
         else:
             missing.append(key)
     if missing:
         raise BenchError(f"{run_dir}: {len(missing)} of {len(run['cells'])} cells are unfinished (e.g. {missing[0]}); "
                          f"finish the run with `bench run GRID --out {run_dir}` before submitting")
     return run["grid"], summaries
+
+
+def _read_stored_json(path: Path, damaged: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchError(f"{damaged} ({path.name}: {type(err).__name__})") from None
 
 
 def _grid_label(item: Any) -> str:
