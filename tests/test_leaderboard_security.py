@@ -8,7 +8,6 @@ payload did not run (and ``test_the_payload_is_live`` shows it would, were it lo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -21,7 +20,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.leaderboard import files, record, render, safety, validate, verify
-from bench.leaderboard.cli import add_leaderboard_commands
+from tests.test_leaderboard import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hostile_entries"
 TRACK = "vae-protection"
@@ -97,17 +96,6 @@ def load_every_pickle(repo: Path, calls: list):
 def only_problem(problems: list[str]) -> str:
     assert len(problems) == 1, problems
     return problems[0]
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench")
-    add_leaderboard_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except BenchError as err:
-        print(f"error: {err}")
-        return err.exit_code
 
 
 def test_every_fixture_is_covered():
