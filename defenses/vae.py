@@ -30,11 +30,19 @@ class VAEConfig:
             raise ValueError(f"latent={self.latent!r}; use 'mean' (PhotoGuard, Nightshade) or 'sample'")
 
 
+AUTOENCODER_CLASS = "diffusers.AutoencoderKL"
+
+
 def resolve_model_folder(model: str, subfolder: str = "") -> tuple[Path | str, bool]:
     """A zoo name, a local folder or a hub id -> (where to load from, whether it is local)."""
     from bench import zoo
 
     if zoo.is_zoo_model(model):
+        if not subfolder and zoo.manifest()[model]["class"] != AUTOENCODER_CLASS:
+            autoencoders = ", ".join(name for name, entry in zoo.manifest().items()
+                                     if entry["class"] == AUTOENCODER_CLASS)
+            raise BenchError(f"zoo model {model!r} is a {zoo.manifest()[model]['class']}, not an autoencoder; "
+                             f"use one of the zoo's autoencoders: {autoencoders}")
         return zoo.model_dir(model), True
     local = Path(model).expanduser()
     if local.exists():

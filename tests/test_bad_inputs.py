@@ -373,3 +373,10 @@ def test_a_local_model_folder_gets_a_layout_hint(make, fragment, tiny_vae_dir, t
     code, lines = bench(capsys, "run", str(grid), "--out", str(out))
     assert_refused(code, lines, fragment, out)
     assert "huggingface-cli" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("name", ["ldm-t2i", "clip-proxy"])
+def test_a_zoo_model_that_is_not_an_autoencoder_is_named_so(name, capsys):
+    code, lines = bench(capsys, "zoo", "fragility", name)
+    assert_refused(code, lines, f"zoo model {name!r} is a ")
+    assert "vae-kl" in lines[-1] and "safetensors" not in lines[-1]
