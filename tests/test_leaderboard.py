@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.leaderboard import files, render, submit, validate, verify
+from bench.leaderboard import files, render, schema, submit, validate, verify
 from bench.leaderboard.cli import add_leaderboard_commands
 
 TRACK = "vae-protection"
@@ -344,18 +345,39 @@ def test_verify_refuses_a_rerun_that_loaded_other_weights(tmp_path):
 # --- render and the command line ----------------------------------------------------------------------
 
 
-def test_render_shows_every_entry_and_is_deterministic(tmp_path):
-    root = write_entries(tmp_path, {"beta": 18.0, "alpha": 22.0}, claimed={"pgd-encoder": {"psnr": 23.0}})
+PGD_HEADLINE = schema.Headline("psnr", (("pgd-encoder", PGD_EPS),), clean_metric="psnr", explained="test headline")
+
+
+def rank_on_pgd(monkeypatch) -> None:
+    """The fixture runs hold only the none and pgd-encoder cells: rank the test track on those."""
+    monkeypatch.setitem(schema.TRACKS, TRACK, dataclasses.replace(schema.TRACKS[TRACK], headline=PGD_HEADLINE))
+
+
+def test_render_ranks_every_entry_and_is_deterministic(tmp_path, monkeypatch):
+    rank_on_pgd(monkeypatch)
+    root = write_entries(tmp_path, {"beta": 18.0, "alpha": 22.0, "gamma": 22.5},
+                         claimed={"pgd-encoder": {"psnr": 23.0}})
     rendered = render.render_all(root)
     readme, page = rendered["README.md"], rendered["index.html"]
-    assert readme.index("| alpha") < readme.index("| beta")
-    assert "pgd-encoder ε=0.03137 psnr ↑" in readme and "pgd-encoder ε=0.03137 lpips ↓" in readme
-    assert "22 (23)" in readme and "18 (23)" in readme and "0.1 (—)" in readme
-    assert 'data-entry="alpha"' in page and 'data-entry="beta"' in page
-    for external in ("src=", "<link", "@import", "url("):
+    rows = [line for line in readme.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() + " " + row.split("|")[2].split()[0] for row in rows] == \
+        ["=1 gamma", "=1 alpha", "3 beta"]  # 22.5 and 22 overlap (intervals of +-5%), 18 does not
+    assert "robust psnr ↑ \\[95% CI\\]" in readme and "22 [20.9, 23.1]" in readme
+    assert {row.split("|")[6].strip() for row in rows} == {"23"}  # the claim, beside the measured score
+    assert "pgd-encoder ε=8/255" in readme and "ε=0.03137" not in readme  # the budget once, as 8/255
+    assert 'data-entry="alpha"' in page and 'id="entry-vae-protection-beta"' in page
+    assert "tradeoff-vae-protection.svg" in readme and "tradeoff-vae-protection.svg" in page
+    for external in ("<link", "@import", "url(", "http"):
         assert external not in page
     assert render.render_all(root) == rendered
     assert "T00:00" not in readme + page
+
+
+def test_an_entry_without_the_tracks_cells_is_listed_unranked(tmp_path):
+    root = write_entries(tmp_path, {"mine": 20.0})  # the real track also needs noise and photoguard
+    readme = render.render_all(root)["README.md"]
+    assert "| —      | mine" in readme and "missing: noise at 8/255; photoguard at 16/255" in readme
+    assert "tradeoff-vae-protection.svg" not in render.render_all(root)
 
 
 def run_cli(argv: list[str]) -> int:
@@ -370,7 +392,8 @@ def run_cli(argv: list[str]) -> int:
         return err.exit_code
 
 
-def test_render_check_fails_until_rendered(tmp_path, capsys):
+def test_render_check_fails_until_rendered(tmp_path, capsys, monkeypatch):
+    rank_on_pgd(monkeypatch)
     root = write_entries(tmp_path, {"mine": 20.0})
     assert run_cli(["leaderboard", "render", "--check", "--root", str(root)]) == 2
     assert "run `bench leaderboard render`" in capsys.readouterr().out
@@ -380,6 +403,11 @@ def test_render_check_fails_until_rendered(tmp_path, capsys):
     entry["paper"] = "https://example.org/paper"
     (root / TRACK / "mine.json").write_text(json.dumps(entry))
     assert run_cli(["leaderboard", "render", "--check", "--root", str(root)]) == 2
+    assert run_cli(["leaderboard", "render", "--root", str(root)]) == 0
+    plot = root / "tradeoff-vae-protection.svg"
+    plot.write_text(plot.read_text().replace("plot-data sha256 ", "plot-data sha256 0"))
+    assert run_cli(["leaderboard", "render", "--check", "--root", str(root)]) == 2
+    assert "tradeoff-vae-protection.svg is out of date" in capsys.readouterr().out
 
 
 def test_validate_command_prints_one_line_per_bad_file(tmp_path, capsys):

@@ -61,7 +61,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise BenchError(f"unknown leaderboard action {args.action!r}; use `bench leaderboard render`")
     if args.check:
         check_renders(Path(args.root))
-        print(f"{shown(Path(args.root))}: README.md and index.html are up to date")
+        print(f"{shown(Path(args.root))}: README.md, index.html and the trade-off plots are up to date")
         return 0
     for path in write_renders(Path(args.root)):
         print(f"wrote {shown(path)}")

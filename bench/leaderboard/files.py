@@ -20,7 +20,13 @@ from bench.errors import BenchError
 MAX_ENTRY_BYTES = 1_000_000
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 RENDERED_FILES = ("README.md", "index.html")
+RENDERED_PLOT = re.compile(r"^tradeoff-[a-z0-9][a-z0-9._-]{0,79}\.svg$")
 DOC_FILES = ("SCHEMA.md",)
+
+
+def is_rendered_or_doc(name: str) -> bool:
+    """The files ``bench leaderboard render`` writes (pages, trade-off plots) and the schema document."""
+    return name in RENDERED_FILES + DOC_FILES or bool(RENDERED_PLOT.match(name))
 
 
 def shown(path: Path) -> str:

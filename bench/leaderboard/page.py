@@ -2,8 +2,9 @@
 
 The script sorts a table when a header is clicked (numbers best-first on the first click), and
 honours ``index.html?sort=COLUMN&dir=asc|desc`` on load, where COLUMN is a header's ``data-col``
-(``entry``, ``defense``, ``verified`` or ``ATTACK@EPS:METRIC``); the browser test relies on that hook.
-Empty cells always sort last.
+(``rank``, ``entry``, ``paper``, ``clean``, ``robust``, ``claimed``, ``attack``, ``threat``, ``verified``); the
+browser test relies on that hook. Empty cells always sort last. Following a link to an entry's details
+(``#entry-TRACK-NAME``) opens them.
 """
 
 STYLE = """
@@ -15,9 +16,17 @@ table.board th, table.board td { border: 1px solid #d0d7de; padding: 0.3rem 0.5r
 table.board th { background: #f6f8fa; cursor: pointer; user-select: none; position: sticky; top: 0; }
 table.board th[aria-sort="ascending"]::after { content: " \\25B2"; }
 table.board th[aria-sort="descending"]::after { content: " \\25BC"; }
-table.board td[data-value]:not(:first-child) { text-align: right; }
+table.board td:nth-child(n+4):nth-child(-n+6) { text-align: right; }
 table.board tbody tr:nth-child(even) { background: #fafbfc; }
 code { background: #f6f8fa; padding: 0 0.2rem; }
+table.cells { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; display: block; overflow-x: auto; }
+table.cells th, table.cells td { border: 1px solid #d0d7de; padding: 0.2rem 0.4rem; white-space: nowrap; }
+table.cells th { background: #f6f8fa; }
+details { margin: 0.3rem 0; }
+summary { cursor: pointer; }
+.unreliable { color: #b35806; font-weight: 600; }
+.unverified { color: #6e7781; }
+ol.notes { font-size: 0.85rem; color: #424a53; }
 """
 
 SCRIPT = """
@@ -62,6 +71,13 @@ SCRIPT = """
       sortTable(table, th.getAttribute("data-col"), dir);
     });
   });
+  function openTarget() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    var target = id ? document.getElementById(id) : null;
+    if (target && target.tagName === "DETAILS") { target.open = true; }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
   var params = new URLSearchParams(window.location.search);
   if (params.get("sort")) {
     Array.prototype.forEach.call(tables, function (table) {

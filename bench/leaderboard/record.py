@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import BenchError
+from bench.leaderboard.schema import DESCRIPTIVE_KEYS
 
 Z95 = 1.959964
 ABSOLUTE_FLOOR = 1e-3
 RELATIVE_FLOOR = 0.01
-RECORD_VERSION = 2
+RECORD_VERSION = 3
+KNOWN_RECORD_VERSIONS = (2, 3)
+"""Version 2 hashed the descriptive keys (``paper``, ...) too; version 3 leaves them out of the sha256."""
 RECORD_KEYS = {"record_version", "passed", "checked", "claimed_checked", "failures", "entry_sha256",
                "suite_version", "git", "device", "dtype", "date", "checks"}
 CHECK_KEYS = {"at", "against", "reference", "rerun", "low", "high", "tolerance", "passed"}
@@ -59,11 +62,28 @@ class Check:
                 "low": self.low, "high": self.high, "tolerance": self.tolerance, "passed": self.passed}
 
 
-def canonical_sha256(entry: dict[str, Any]) -> str:
-    """sha256 of the entry without ``verified`` and ``verification``: sorted keys, no whitespace, UTF-8."""
-    content = {key: value for key, value in entry.items() if key not in ("verified", "verification")}
+def canonical_sha256(entry: dict[str, Any], version: int = RECORD_VERSION) -> str:
+    """sha256 of what was measured: the entry without ``verified``, ``verification`` and (from record version 3)
+    the descriptive keys (:data:`schema.DESCRIPTIVE_KEYS`: paper, authors, venue, footnote, unreliable), which
+    a maintainer may correct without a rerun; sorted keys, no whitespace, UTF-8."""
+    left_out = {"verified", "verification"} | (set(DESCRIPTIVE_KEYS) if version >= 3 else set())
+    content = {key: value for key, value in entry.items() if key not in left_out}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def upgrade(entry: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 record that matches the entry, rewritten as version 3 (its sha256 over the measured part
+    only); everything else in the record is kept, and :func:`problem` re-checks it all. Refuses a record
+    that does not match, so an edited entry is never blessed by the upgrade."""
+    record = entry.get("verification")
+    if not isinstance(record, dict) or record.get("record_version") != 2:
+        raise BenchError("only a version-2 verification record can be upgraded")
+    why = problem(entry)
+    if why is not None:
+        raise BenchError(f"the version-2 record does not match the entry ({why}); run `bench verify` instead")
+    upgraded = {**record, "record_version": 3, "entry_sha256": canonical_sha256(entry, 3)}
+    return {**entry, "verification": upgraded}
 
 
 def references(entry: dict[str, Any]) -> dict[str, tuple[str, float]]:
@@ -98,9 +118,9 @@ def problem(entry: dict[str, Any]) -> str | None:
     record = entry.get("verification")
     if not isinstance(record, dict):
         return "there is no verification record"
-    if record.get("record_version") != RECORD_VERSION or set(record) != RECORD_KEYS:
+    if record.get("record_version") not in KNOWN_RECORD_VERSIONS or set(record) != RECORD_KEYS:
         return "the verification record is not one this suite's `bench verify` writes"
-    if record["entry_sha256"] != canonical_sha256(entry):
+    if record["entry_sha256"] != canonical_sha256(entry, record["record_version"]):
         return "the entry changed after it was verified (its sha256 differs from the record's)"
     if record["passed"] is not True or record["failures"]:
         return "the verification record says the rerun did not reproduce the numbers"

@@ -20,25 +20,52 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
+class Headline:
+    """How a track ranks: the worst case of ``metric`` over the track's attacks at their budgets (every
+    threat model), read from the entry's measured cells, beside a clean-fidelity score."""
+
+    metric: str
+    attacks: tuple[tuple[str, float], ...]
+    """(attack registry name, L-inf budget in [0, 1] pixels) pairs the worst case runs over."""
+    clean_metric: str
+    clean_attack: str | None = "none"
+    """The row the clean score is read from (the ``none`` attack), or None where every row carries it."""
+    explained: str = ""
+
+
+@dataclass(frozen=True)
 class Track:
     name: str
     scenario: str
     title: str
-    headline: tuple[str, ...] = ()
-    """Metric columns README.md shows (all when empty); index.html always shows every column."""
+    headline: Headline
 
 
 TRACKS = {track.name: track for track in (
     Track("vae-protection", "reconstruction", "Autoencoder robustness: attacked images through the VAE",
-          headline=("latent_shift", "psnr", "lpips", "fid")),
+          Headline("psnr", (("noise", 0.0313725), ("pgd-encoder", 0.0313725), ("photoguard", 0.0627451)),
+                   clean_metric="psnr",
+                   explained="robust: the lowest PSNR of the reconstruction D(E(x')) of an attacked image x' "
+                             "against the clean image x over the track's attacks (the analogue of robust "
+                             "accuracy); clean: the PSNR of D(E(x)) against x")),
     Track("edit-protection", "img2img-edit",
           "Protected images under img2img editing: how far the edits of protected images move from the clean edits",
-          headline=("clip-sim", "lpips", "clean_rec_psnr")),
+          Headline("lpips", (("noise", 0.0627451), ("photoguard", 0.0627451), ("mist", 0.0313725),
+                             ("glaze-like", 0.0627451)),
+                   clean_metric="clean_rec_psnr", clean_attack=None,
+                   explained="robust: the largest LPIPS between the img2img edit of a protected (attacked) image "
+                             "and the edit of the clean image over the track's protections (lower: the defense "
+                             "undoes the protection); clean: the PSNR of the defense's reconstruction of clean "
+                             "images")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
               "grid", "suite_version", "provenance", "verified"}
-OPTIONAL_ENTRY_KEYS = {"verification"}
+OPTIONAL_ENTRY_KEYS = {"verification", "authors", "venue", "footnote", "unreliable"}
+DESCRIPTIVE_KEYS = ("paper", "authors", "venue", "footnote", "unreliable")
+"""What the pages say about an entry, not what was measured: outside the verification record's sha256."""
+TEXT_LIMITS = {"authors": 300, "venue": 100, "footnote": 500}
+URL_MAX = 300
 DEFENSE_KEYS = {"name", "label", "version", "config"}
 PLUGIN_KEYS = {"name", "version", "config"}
 ATTACK_KEYS = {"label", "name", "version", "config"}
@@ -168,9 +195,7 @@ def check_entry(entry: Any, where: str = "") -> dict[str, Any]:
     if track not in TRACKS:
         raise fail("track", f"unknown track {track!r}; known tracks: {', '.join(sorted(TRACKS))}")
     string(entry["name"], "name")
-    paper = entry["paper"]
-    if paper is not None and not (isinstance(paper, str) and re.match(r"^https?://[^\s<>\"']+$", paper)):
-        raise fail("paper", f"{paper!r} is not an http(s) URL; write the paper's URL or null")
+    check_descriptive(entry)
     defense = mapping(entry["defense"], "defense", DEFENSE_KEYS)
     for key in ("name", "label", "version"):
         label(defense[key], f"defense.{key}")
@@ -200,6 +225,25 @@ def check_entry(entry: Any, where: str = "") -> dict[str, Any]:
     if entry["verified"] and verification is None:
         raise fail("verified", "is true but there is no verification record; run `bench verify ENTRY`")
     return entry
+
+
+def check_descriptive(entry: dict[str, Any]) -> None:
+    """``paper``, ``authors``, ``venue``, ``footnote``, ``unreliable``: shown on the pages (escaped there too)."""
+    paper = entry["paper"]
+    if paper is not None and not (isinstance(paper, str) and len(paper) <= URL_MAX
+                                  and re.match(r"^https?://[^\s<>\"'`]+$", paper)):
+        shown = paper if not isinstance(paper, str) or len(paper) <= 80 else paper[:80] + "..."
+        raise fail("paper", f"{shown!r} is not an http(s) URL of at most {URL_MAX} characters; write the "
+                   "paper's URL or null")
+    for key, limit in TEXT_LIMITS.items():
+        if key in entry:
+            text = string(entry[key], key)
+            if CONTROL.search(text):
+                raise fail(key, "holds a control character (newline, tab, ...); write it on one line")
+            if len(text) > limit:
+                raise fail(key, f"is {len(text)} characters long; keep it under {limit}")
+    if boolean(entry.get("unreliable", False), "unreliable") and "footnote" not in entry:
+        raise fail("unreliable", "is true but there is no footnote saying why; add a footnote")
 
 
 def check_weights_list(weights: Any) -> None:

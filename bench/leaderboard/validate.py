@@ -173,7 +173,8 @@ def entry_paths(root: Path) -> list[Path]:
         raise BenchError(f"{files.shown(root)} is not a folder; pass the leaderboard folder (leaderboards/)")
     paths = []
     for child in sorted(root.iterdir()):
-        if child.name in files.RENDERED_FILES + files.DOC_FILES or child.name.startswith("."):
+        if (files.is_rendered_or_doc(child.name) and child.is_file() and not child.is_symlink()) \
+                or child.name.startswith("."):
             continue
         if child.is_symlink() and not files.is_inside(child, root):
             raise BenchError(f"{files.shown(child)}: is a symlink pointing outside {files.shown(root)}; remove it")
