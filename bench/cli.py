@@ -28,6 +28,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.grid import load_grid
     from bench.runner import Runner, RunOptions
+    from bench.shards import Shard
     from bench.tables import render
 
     if args.dry_run:
@@ -41,9 +42,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output_folder(out)
     options = RunOptions(device=args.device, dtype=args.dtype, quiet=args.quiet, save_images=args.save_images,
                          force=args.force)
-    summaries = Runner(out, options).run_grid(args.grid)
+    shard = Shard.parse(args.shard) if args.shard else None
+    if not args.stale_after > 0:
+        raise BenchError(f"--stale-after {args.stale_after}: give a positive number of seconds (default 600)")
+    summaries = Runner(out, options, stale_after=args.stale_after).run_grid(args.grid, shard)
     print(render(summaries, args.format))
     log.info("results in %s", out)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bench.status import cell_states, render_status
+
+    print(render_status(cell_states(args.run_dir, args.stale_after)))
     return 0
 
 
@@ -212,8 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-images", action="store_true", help="write clean/attacked/reconstructed PNGs per cell")
     run.add_argument("--force", action="store_true", help="allow a different grid in an existing run folder")
     run.add_argument("--dry-run", action="store_true", help="validate the grid and list its cells")
+    run.add_argument("--shard", help="i/n: run only the i-th of n deterministic parts of the grid (Slurm arrays, "
+                                     "several machines sharing --out)")
+    run.add_argument("--stale-after", type=float, default=600.0, metavar="SECONDS",
+                     help="take over a cell whose worker has not signalled for this long (default 600)")
     run.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="done / running / stale / failed / pending, per cell of a run folder")
+    status.add_argument("run_dir")
+    status.add_argument("--stale-after", type=float, default=600.0, metavar="SECONDS")
+    status.set_defaults(func=cmd_status)
 
     table = sub.add_parser("table", help="print the table of a run folder")
     table.add_argument("run_dir")

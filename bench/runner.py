@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ from tqdm import tqdm
 
 from bench import data as data_module
 from bench.base import Defense
+from bench.claims import DEFAULT_STALE_AFTER, CellClaim
 from bench.columns import LOWER_IS_BETTER_COLUMNS, RECORD_ONLY_COLUMNS, metric_base
+from bench.errors import BenchError
 from bench.grid import Cell, PluginSpec, load_grid
+from bench.shards import Shard
 from bench.identity import InputHasher
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 from bench.provenance import provenance
@@ -36,8 +40,11 @@ def metric_label(spec: PluginSpec) -> str:
 
 
 class Runner:
-    def __init__(self, out: str | Path, options: RunOptions | None = None):
+    def __init__(self, out: str | Path, options: RunOptions | None = None, *,
+                 stale_after: float = DEFAULT_STALE_AFTER, poll_seconds: float = 2.0):
         self.run = RunStore(out)
+        self.stale_after = stale_after
+        self.poll_seconds = poll_seconds
         self.options = options if options is not None else RunOptions()
         self._defenses: dict[str, Defense] = {}
         self._data: dict[str, data_module.ImageSet] = {}
@@ -75,26 +82,72 @@ class Runner:
                            cell.attack.build(ATTACKS).prepare(device), metrics, images,
                            self.options, scenario, self._defense, self.hasher)
 
-    def run_grid(self, grid_path: str | Path) -> list[dict[str, Any]]:
+    def run_grid(self, grid_path: str | Path, shard: Shard | None = None) -> list[dict[str, Any]]:
+        """Run the grid's cells (those of ``shard`` only, when given) and return their summaries.
+
+        Several runs, shards or Ray workers may write one folder at once: each cell is computed by the
+        one worker that claims it (``bench.claims``); a cell another live worker holds is waited for,
+        and taken over if that worker dies."""
         raw, cells = load_grid(grid_path)
         cells = [self.bind(cell) for cell in cells]
-        pending = [cell for cell in cells if not self._finished(cell)]
+        mine = cells if shard is None else shard.select(cells)
+        pending = [cell for cell in mine if not self._finished(cell)]
         contexts = {cell.key: self._context(cell) for cell in pending}  # inputs and assets checked first
-        with self.run.lock():  # one `bench run` per folder; a second one is refused
+        with self.run.lock():  # held only to record the grid in run.json
             self.run.claim(raw, [cell.key for cell in cells], force=self.options.force,
                            config_keys=[cell.config_key for cell in cells],
                            labels={cell.key: cell.label for cell in cells},
                            options={"dtype": self.options.dtype, "device": self.options.torch_device.type},
                            inputs={k: v for cell in cells for k, v in cell.inputs["files"].items()})
-            self.run.remove_temporary_files()
-            summaries = []
-            for cell in tqdm(cells, desc="cells", disable=self.options.quiet):
-                if cell.key in contexts and not self._finished(cell):
-                    summaries.append(self.run_cell(contexts[cell.key]))
+            if not self._live_claims():
+                self.run.remove_temporary_files()
+        summaries: dict[str, dict[str, Any]] = {}
+        elsewhere = []
+        for cell in tqdm(mine, desc="cells", disable=self.options.quiet):
+            if cell.key in contexts and not self._finished(cell):
+                summary = self._run_claimed(contexts[cell.key])
+                if summary is None:
+                    log.info("cell %s is being computed by another worker; waiting for it at the end", cell.key)
+                    elsewhere.append(cell)
                 else:
-                    log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
-                    summaries.append(self.run.cell(cell.key).summary())
-        return summaries
+                    summaries[cell.key] = summary
+            else:
+                log.info("cell %s (%s x %s) already complete", cell.key, cell.defense.label, cell.attack.label)
+                summaries[cell.key] = self.run.cell(cell.key).summary()
+        while elsewhere:  # computed by another worker: read its summary, or take the cell over if it died
+            time.sleep(self.poll_seconds)
+            for cell in list(elsewhere):
+                summary = self.run.cell(cell.key).readable_summary()
+                if summary is None:
+                    summary = self._run_claimed(contexts[cell.key])
+                if summary is not None:
+                    summaries[cell.key] = summary
+                    elsewhere.remove(cell)
+        return [summaries[cell.key] for cell in mine]
+
+    def _live_claims(self) -> bool:
+        return any(claim.latest() is not None and claim.latest().live
+                   for claim in (CellClaim(folder, self.stale_after) for folder in self.run.folder.glob("cells/*")))
+
+    def _run_claimed(self, context: CellContext) -> dict[str, Any] | None:
+        """Compute the cell if this worker can claim it; None when another live worker holds it."""
+        claim = CellClaim(context.store.folder, self.stale_after)
+        if not claim.acquire():
+            return None
+        try:
+            finished = context.store.readable_summary()  # completed by another worker meanwhile
+            if finished is not None:
+                claim.release()
+                return finished
+            for leftover in context.store.folder.rglob("*.tmp"):  # a dead writer's: this worker owns the cell
+                leftover.unlink(missing_ok=True)
+            log.info("cell %s (%s): computing it", context.cell.key, context.cell.label)
+            summary = self.run_cell(context, claim)
+        except BaseException as err:
+            claim.release(error=f"{type(err).__name__}: {err}".strip())
+            raise
+        claim.release()
+        return summary
 
     def _finished(self, cell: Cell) -> bool:
         """True when the cell's summary exists and reads back; a damaged one is recomputed."""
@@ -104,11 +157,14 @@ class Runner:
             return True
         return False
 
-    def run_cell(self, context: CellContext) -> dict[str, Any]:
+    def run_cell(self, context: CellContext, claim: CellClaim | None = None) -> dict[str, Any]:
         cell, store = context.cell, context.store
         store.check_config(cell.resolved())
         torch.manual_seed(cell.seed)
         result: ScenarioResult = context.scenario.run(context)
+        if claim is not None and not claim.still_owned():
+            raise BenchError(f"cell {cell.key} was taken over by another worker while this one computed it (no "
+                             f"heartbeat for {self.stale_after:.0f} s); its result is theirs, nothing was written")
         return self._write(cell, store, context, result)
 
     def _write(self, cell: Cell, store: CellStore, context: CellContext, result: ScenarioResult) -> dict:
@@ -128,7 +184,6 @@ class Runner:
         nans = {column: values["nan_count"] for column, values in metrics.items()
                 if values["nan_count"] and not nan_meaningful(column, context)}
         if nans:  # samples.csv stays for inspection; without a summary the cell is not complete
-            from bench.errors import BenchError
 
             counts = ", ".join(f"{column} {count} of {count + metrics[column]['n']}" for column, count in nans.items())
             raise BenchError(f"cell {cell.key} ({cell.defense.label} x {cell.attack.label} [{cell.threat_model}] "
@@ -143,7 +198,8 @@ class Runner:
                    "config": cell.resolved(), "metrics": metrics,
                    "weights": context.defense.weights(),
                    "provenance": provenance(self.options.torch_device, self.options.torch_dtype, cell.seed)}
-        atomic_write_json(store.summary_path, summary)
+        # keys in the order computed, not sorted: a warm run's table has the cold run's column order
+        atomic_write_json(store.summary_path, summary, sort_keys=False)
         return summary
 
 

@@ -1,7 +1,9 @@
 """The result store: one folder per cell, named by the hash of everything that shapes its numbers.
 
     RUN_DIR/run.json                      every grid run into the folder and the keys of its cells
-    RUN_DIR/run.lock                      held (flock) by the one `bench run` writing the folder
+    RUN_DIR/run.lock                      held (flock) for a moment by a worker updating run.json
+    RUN_DIR/cells/<key>/claims/<n>.json   the worker computing the cell (``bench.claims``)
+    RUN_DIR/cells/<key>/failed.json       the error of a cell whose computation raised
     RUN_DIR/cells/<key>/config.json       the resolved config of the cell, with its inputs
     RUN_DIR/cells/<key>/batches/*.safetensors   per-batch checkpoints (resume)
     RUN_DIR/cells/<key>/samples.csv       per-sample rows
@@ -35,6 +37,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 RUN_VERSION = 2
 LOCK_NAME = "run.lock"
+LOCK_WAIT = 60.0
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -61,8 +65,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(handle.name, path)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+def atomic_write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=True) + "\n")
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -271,20 +275,27 @@ class RunStore:
     # --- the lock and temporary files -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the folder's lock (an exclusive flock on ``run.lock``) for the whole run; a second
-        ``bench run`` into the same folder is refused at once. The kernel releases the lock when the
-        holder dies, even by SIGKILL, so a lock is never stale (on a local file system)."""
+    def lock(self, wait: float | None = None) -> Iterator[None]:
+        """Hold the folder's lock (an exclusive flock on ``run.lock``) while ``run.json`` is updated.
+        Workers hold it for a moment only (cells are claimed one by one, ``bench.claims``), so another
+        worker waits up to ``wait`` seconds (``LOCK_WAIT``) for it, then is refused. The kernel
+        releases the lock when the holder dies, even by SIGKILL, so a lock is never stale (on a local
+        file system; across machines, cell claims keep one writer per cell)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         handle = open(self.folder / LOCK_NAME, "a+")  # noqa: SIM115 - held until the context ends
+        deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
         try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise BenchError(f"{self.folder} is in use by another `bench run` ({holder}); wait for it to "
-                                 "finish, or use another --out folder") from None
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise BenchError(f"{self.folder} is locked by another `bench run` ({holder}) for too long; "
+                                         "wait for it to finish, or use another --out folder") from None
+                    time.sleep(0.05)
             handle.seek(0)
             handle.truncate()
             started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -295,8 +306,8 @@ class RunStore:
             handle.close()
 
     def remove_temporary_files(self) -> list[Path]:
-        """Delete ``*.tmp`` files a killed run left between write and rename (call it under ``lock``:
-        then no live run of this suite is writing here)."""
+        """Delete ``*.tmp`` files a killed run left between write and rename (call it under ``lock``,
+        when no cell has a live claim: then no worker of this suite is writing here)."""
         candidates = [*self.folder.glob("*.tmp"), *self.folder.glob("cells/**/*.tmp"),
                       *self.folder.glob("shared/*.tmp")]
         removed = []

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.grid import load_grid
 from bench.runner import Runner, RunOptions
+from bench import store as store_module
+from bench.shards import Shard
 from bench.store import RunStore
 
 
@@ -106,29 +109,77 @@ def test_data_folder_contents_and_transfer_source_enter_the_key(tmp_path, vae_co
     assert key() != second
 
 
-def test_a_second_run_into_a_locked_folder_is_refused_and_deletes_nothing(tmp_path, vae_copy):
+def test_the_folder_lock_is_waited_for_briefly_then_refused_and_never_stale(tmp_path, vae_copy, monkeypatch):
     grid, out = write_grid(tmp_path, vae_copy), tmp_path / "run"
     with RunStore(out).lock():
-        with pytest.raises(BenchError, match="in use by another `bench run` \\(pid"):
-            with RunStore(out).lock():
+        with pytest.raises(BenchError, match="locked by another `bench run` \\(pid"):
+            with RunStore(out).lock(wait=0.2):
                 pass
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from bench.store import RunStore\n"
                                "with RunStore(sys.argv[1]).lock():\n    print('locked', flush=True); time.sleep(600)",
                                str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        (out / "cells" / "x").mkdir(parents=True)
-        (out / "cells" / "x" / "tmp123.tmp").write_text("another run's file being written")
-        with pytest.raises(BenchError, match="in use by another"):
+        monkeypatch.setattr(store_module, "LOCK_WAIT", 0.5)
+        with pytest.raises(BenchError, match="locked by another"):
             run(out, grid)
-        assert (out / "cells" / "x" / "tmp123.tmp").exists()
         assert not (out / "run.json").exists()
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
     [summary] = run(out, grid)  # the kernel released the dead holder's lock: nothing stale
     assert summary["n"] == 4
-    assert not (out / "cells" / "x" / "tmp123.tmp").exists()
+
+
+def test_a_cell_a_live_worker_holds_is_waited_for_and_taken_over_when_it_dies(tmp_path, vae_copy):
+    grid, out = write_grid(tmp_path, vae_copy), tmp_path / "run"
+    cell = out / "cells" / Runner(out).bind(load_grid(grid)[1][0]).key
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+                               "from bench.claims import CellClaim\n"
+                               "assert CellClaim(Path(sys.argv[1])).acquire(); print('claimed', flush=True); "
+                               "time.sleep(600)", str(cell)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "claimed"
+    being_written = [cell / "batches" / "tmpa1.tmp", out / "shared" / "tmpb2.tmp"]
+    for path in being_written:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("the live worker's file being written")
+    seen_while_alive = []
+
+    def kill_holder():
+        seen_while_alive.append([path.exists() for path in being_written])
+        seen_while_alive.append(main(["status", str(out)]))
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+    timer = threading.Timer(2.0, kill_holder)
+    timer.start()
+    try:
+        [summary] = Runner(out, RunOptions(quiet=True), poll_seconds=0.2).run_grid(grid)
+    finally:
+        timer.join()
+    assert seen_while_alive == [[True, True], 0]  # nothing of the live worker's was touched
+    assert summary["n"] == 4 and not being_written[0].exists()
+    assert not list((cell / "claims").glob("*.json")) and not (cell / "failed.json").exists()
+
+
+def test_bench_status_names_each_state_and_a_failed_cell_keeps_its_error(tmp_path, vae_copy, capsys, monkeypatch):
+    grid, out = write_grid(tmp_path, vae_copy, attacks=("noise", "none")), tmp_path / "run"
+    cells = [Runner(out).bind(cell) for cell in load_grid(grid)[1]]
+
+    def fail(self, context, claim=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Runner, "run_cell", fail)
+    with pytest.raises(RuntimeError):
+        run(out, grid)
+    monkeypatch.undo()
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "RuntimeError: out of memory" in text and "0 done, 0 running, 0 stale, 1 failed, 1 pending" in text
+    run(out, grid)
+    assert main(["status", str(out)]) == 0
+    assert "2 done, 0 running, 0 stale, 0 failed, 0 pending" in capsys.readouterr().out
+    assert not (out / "cells" / cells[0].key / "failed.json").exists()
 
 
 def test_two_concurrent_cli_runs_compute_each_cell_once(tmp_path, vae_copy):
@@ -136,15 +187,10 @@ def test_two_concurrent_cli_runs_compute_each_cell_once(tmp_path, vae_copy):
     command = [sys.executable, "-m", "bench.cli", "run", str(grid), "--out", str(out)]
     first, second = (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for _ in range(2))
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in (first, second)]
-    assert sorted(code for code, _ in results) in ([0, 0], [0, 2]), results
-    computed = 0
-    for code, stderr in results:
-        if code == 2:  # refused while the other one held the folder
-            assert stderr.strip().splitlines()[-1].startswith("error: ") and "in use by another" in stderr
-        else:  # ran first, or after the other one finished (then it reads the stored cells)
-            computed += 2 - stderr.count("already complete")
-    assert computed == 2, results
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in (first, second)]
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert sum(stderr.count(": computing it") for _, _, stderr in results) == 2, results
+    assert results[0][1] == results[1][1]  # both print the whole grid's table
     assert len(list(out.glob("cells/*/summary.json"))) == 2
 
 
@@ -246,3 +292,24 @@ def test_a_run_folder_of_the_previous_layout_still_tabulates_and_is_not_mixed(tm
     assert ",noise," in capsys.readouterr().out
     with pytest.raises(BenchError, match="older version of the suite"):
         run(out, grid, force=True)
+
+
+def test_shards_partition_the_grid_and_together_equal_one_run(tmp_path, vae_copy, capsys):
+    grid = write_grid(tmp_path, vae_copy, attacks=("noise", "none", "pgd-encoder"))
+    straight = run(tmp_path / "straight", grid)
+    out = tmp_path / "sharded"
+    first = Runner(out, RunOptions(quiet=True)).run_grid(grid, Shard.parse("1/2"))
+    assert main(["status", str(out)]) == 0
+    assert "2 done, 0 running, 0 stale, 0 failed, 1 pending" in capsys.readouterr().out
+    second = Runner(out, RunOptions(quiet=True)).run_grid(grid, Shard.parse("2/2"))
+    assert [s["attack"] for s in first] == ["noise", "pgd-encoder"] and [s["attack"] for s in second] == ["none"]
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/summary.json")}
+    again = run(out, grid)  # a plain run of the folder finds every cell complete, with one run's numbers
+    assert [(s["key"], s["metrics"]) for s in again] == [(s["key"], s["metrics"]) for s in straight]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/summary.json")} == mtimes
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1/0", "a/b", "1-2", ""])
+def test_a_bad_shard_is_one_error_line(text):
+    with pytest.raises(BenchError, match="write i/n with 1 <= i <= n"):
+        Shard.parse(text)
