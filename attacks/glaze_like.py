@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval
+from bench.base import AttackConfig, LatentTextToImage, PixelAttack, check_unit_interval
 from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
 
 
@@ -50,27 +50,27 @@ class GlazeLike(PixelAttack):
     name = "glaze-like"
     Config = GlazeLikeConfig
 
-    def requirements(self) -> frozenset[str]:
-        return frozenset({"diffusion"})
+    def differentiates(self) -> str:
+        return "text-to-image"
 
     def prepare(self, device: torch.device) -> GlazeLike:
         lpips_network(self.config.lpips_net).to(device)
         return self
 
-    def _style_latent(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
+    def _style_latent(self, model: LatentTextToImage, images: torch.Tensor, seed: int) -> torch.Tensor:
         with torch.no_grad():
             styled = model.edit(images, [self.config.style_prompt] * len(images), seed=seed,
                                 strength=self.config.style_strength)
             return model.encode(styled.to(images.device)).float()
 
-    def _loss(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor,
+    def _loss(self, model: LatentTextToImage, adversarial: torch.Tensor, clean: torch.Tensor,
               target: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         feature = (model.encode(adversarial).float() - target).pow(2).flatten(1).mean(1)
         excess = (lpips_distance(adversarial, clean, cfg.lpips_net) - cfg.lpips_bound).clamp(min=0)
         return feature + cfg.lpips_weight * excess
 
-    def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def perturb(self, model: LatentTextToImage, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         target = self._style_latent(model, images, seed)
@@ -85,6 +85,6 @@ class GlazeLike(PixelAttack):
                 delta.clamp_(-cfg.eps, cfg.eps)
         return (images + delta.detach()).clamp(0, 1)
 
-    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
+    def objective(self, model: LatentTextToImage, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(seed)))
         return -self._loss(model, adversarial, clean, self._style_latent(model, clean, seed))

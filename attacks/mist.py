@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
+from bench.base import AttackConfig, PixelAttack, PixelTarget, check_unit_interval, signed_step, uniform_start
 from bench.data import load_target_image
 
 LOSSES = ("textural", "semantic", "fused")
@@ -68,10 +68,11 @@ class Mist(PixelAttack):
     name = "mist"
     Config = MistConfig
 
-    def requirements(self) -> frozenset[str]:
-        return frozenset() if self.config.loss == "textural" else frozenset({"diffusion"})
+    def differentiates(self) -> str:
+        """The textural loss needs the autoencoder only; the semantic one the latent diffusion model."""
+        return "autoencoder" if self.config.loss == "textural" else "text-to-image"
 
-    def _target_latent(self, model: Defense, images: torch.Tensor) -> torch.Tensor:
+    def _target_latent(self, model: PixelTarget, images: torch.Tensor) -> torch.Tensor:
         if self.config.target == "stripes":
             pattern = stripes(images)
         else:
@@ -79,7 +80,7 @@ class Mist(PixelAttack):
         with torch.no_grad():
             return model.encode(pattern).float()
 
-    def _loss(self, model: Defense, adversarial: torch.Tensor, target: torch.Tensor,
+    def _loss(self, model: PixelTarget, adversarial: torch.Tensor, target: torch.Tensor,
               generator: torch.Generator) -> torch.Tensor:
         """(N,) the quantity MIST minimises."""
         cfg = self.config
@@ -92,7 +93,7 @@ class Mist(PixelAttack):
             loss = loss - weight * cfg.semantic_sign * ldm
         return loss
 
-    def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def perturb(self, model: PixelTarget, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
         target = self._target_latent(model, images)
         delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
@@ -103,5 +104,5 @@ class Mist(PixelAttack):
             delta = signed_step(delta, -grad, cfg.step_size, images, cfg.eps)
         return images + delta
 
-    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
+    def objective(self, model: PixelTarget, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
         return -self._loss(model, adversarial, self._target_latent(model, clean), torch.Generator().manual_seed(seed))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
+from bench.base import AttackConfig, PixelAttack, PixelTarget, check_unit_interval, signed_step, uniform_start
 from bench.data import load_target_image
 
 VARIANTS = ("encoder", "diffusion")
@@ -62,10 +62,10 @@ class PhotoGuard(PixelAttack):
     name = "photoguard"
     Config = PhotoGuardConfig
 
-    def requirements(self) -> frozenset[str]:
-        return frozenset({"diffusion"}) if self.config.variant == "diffusion" else frozenset()
+    def differentiates(self) -> str:
+        return "text-to-image" if self.config.variant == "diffusion" else "autoencoder"
 
-    def _targets(self, model: Defense, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _targets(self, model: PixelTarget, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The target latent and, for the diffusion variant, its decoding: fixed for the whole batch."""
         with torch.no_grad():
             if self.config.target == "zero":
@@ -76,7 +76,7 @@ class PhotoGuard(PixelAttack):
                 return latent, None
             return latent, model.decode(latent.expand(len(images), *latent.shape[1:])).float()
 
-    def _loss(self, model: Defense, adversarial: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor | None],
+    def _loss(self, model: PixelTarget, adversarial: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor | None],
               generator_seed: int) -> torch.Tensor:
         """(N,) the distance PhotoGuard minimises."""
         target_latent, target_image = targets
@@ -87,7 +87,7 @@ class PhotoGuard(PixelAttack):
                                steps=self.config.diffusion_steps)
         return (edited.float() - target_image).pow(2).flatten(1).sum(1)
 
-    def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def perturb(self, model: PixelTarget, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
         targets = self._targets(model, images)
         noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
@@ -100,5 +100,5 @@ class PhotoGuard(PixelAttack):
             delta = signed_step(delta, -grad, step_size, images, cfg.eps)
         return images + delta
 
-    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
+    def objective(self, model: PixelTarget, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor:
         return -self._loss(model, adversarial, self._targets(model, clean), seed)

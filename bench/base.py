@@ -1,4 +1,5 @@
-"""The four small base classes every plugin derives from: Attack, Defense, Metric, Scenario.
+"""The small base classes every plugin derives from: Attack (by surface), the defended Model (by
+kind: Defense = autoencoder, TextToImage, Denoiser), Metric, Scenario.
 
 Every plugin declares its hyperparameters as a frozen dataclass ``Config``; the resolved config
 (defaults filled in) is recorded with each result. Images are float tensors (N, 3, H, W) in [0, 1]
@@ -86,14 +87,43 @@ def check_unit_interval(owner: str, key: str, value: float) -> None:
         raise ValueError(f"{key}={value} is outside [0, 1]; budgets are in [0,1] pixel units (8/255 = 0.0314)")
 
 
-class Defense(Plugin):
-    """A model under test that maps images to latents and back.
+MODEL_KINDS = ("autoencoder", "text-to-image", "denoiser")
+"""What a defended model is (``Model.kind``); a scenario names the kinds it evaluates
+(``Scenario.model_kinds``) and an attack the kind it differentiates (``Attack.differentiates``)."""
 
-    ``encode`` returns the latent mean and must be differentiable, so white-box attacks can run
-    against the defended model itself. ``attack_view`` is what a white-box (adaptive) attacker
-    differentiates: the model itself, or, for a defense with a non-differentiable or very costly
-    step, a stated approximation of it (BPDA, Athalye et al. 2018, arXiv:1802.00420).
+
+class Model(Plugin):
+    """A defended model (a defense plugin), of one ``kind``: ``Defense`` (``autoencoder``),
+    ``TextToImage`` (``text-to-image``) or ``Denoiser`` (``denoiser``).
+
+    ``attack_view`` is what a white-box (adaptive) attacker differentiates: the model itself, or, for
+    a defense with a non-differentiable or very costly step, a stated approximation of it (BPDA,
+    Athalye et al. 2018, arXiv:1802.00420).
     """
+
+    kind: ClassVar[str] = ""
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Model:
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, str]:
+        """Files this model loaded, mapped to their sha256, for provenance."""
+        return {}
+
+    def attack_view(self) -> Model:
+        return self
+
+    def view_identity(self) -> dict[str, Any]:
+        """What the attack view computes; two defenses with equal identities are attacked once."""
+        return {"name": self.name, "config": dataclasses.asdict(self.config)}
+
+
+class Defense(Model):
+    """An autoencoder: images -> latents -> images (the VAEs, and the purifiers, which wrap one).
+    ``encode`` returns the latent mean and must be differentiable, so white-box attacks can run
+    against the defended model itself."""
+
+    kind: ClassVar[str] = "autoencoder"
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Defense:
         raise NotImplementedError
@@ -107,16 +137,70 @@ class Defense(Plugin):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
 
-    def weights(self) -> dict[str, str]:
-        """Files this defense loaded, mapped to their sha256, for provenance."""
-        return {}
-
     def attack_view(self) -> Defense:
         return self
 
-    def view_identity(self) -> dict[str, Any]:
-        """What the attack view computes; two defenses with equal identities are attacked once."""
-        return {"name": self.name, "config": dataclasses.asdict(self.config)}
+
+Autoencoder = Defense
+
+
+class TextToImage(Model):
+    """Images from prompts and seeds, and img2img edits of images toward prompts; deterministic for a
+    seed, images (N, 3, H, W) in [0, 1]."""
+
+    kind: ClassVar[str] = "text-to-image"
+
+    def generate(self, prompts: list[str], seed: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def edit(self, images: torch.Tensor, prompts: list[str], seed: int, strength: float | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LatentTextToImage(TextToImage):
+    """A latent text-to-image model around an autoencoder, with what pixel attacks on its diffusion part
+    differentiate: the autoencoder's ``encode`` / ``decode``, ``text_states``, ``diffusion_loss``
+    (AdvDM / MIST) and a differentiable ``denoise`` (PhotoGuard); ``bench.editing.Editor``."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
+
+    def text_states(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def diffusion_loss(self, images: torch.Tensor, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def denoise(self, images: torch.Tensor, prompts: list[str], generator: torch.Generator,
+                steps: int | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+PixelTarget = Defense | LatentTextToImage
+"""What a pixel attack differentiates: an autoencoder, or a latent text-to-image model around one."""
+
+
+class Denoiser(Model):
+    """A pixel or latent diffusion model: its training loss (per sample, for clean images, noise and
+    timesteps drawn from ``generator``), its sampler, and ``denoise``: images noised to ``strength``
+    of the schedule and sampled back (SDEdit; DiffPure's purification)."""
+
+    kind: ClassVar[str] = "denoiser"
+
+    def training_loss(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def denoise(self, images: torch.Tensor, strength: float, seed: int) -> torch.Tensor:
+        raise NotImplementedError
 
 
 SURFACES = ("pixels", "prompts", "training-data")
@@ -130,9 +214,9 @@ class Attack(Plugin):
     fields that are its budget, each a grid axis (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``).
 
     ``uses_model``: False for model-free attacks (noise, typos, dirty labels), which have no threat model.
-    ``requirements()``: what the model handed to the attack must offer beyond encode/decode, e.g.
-    ``{"diffusion"}`` (a denoiser and a text encoder: ``bench.editing.Editor``); the grid refuses a
-    scenario that cannot provide it. ``objective`` scores adversarial images on a model, higher
+    ``differentiates()``: the model kind the attack is handed (``MODEL_KINDS``): ``autoencoder``
+    (``Defense``) or ``text-to-image`` (``LatentTextToImage``, e.g. ``bench.editing.Editor``); None for
+    a model-free attack; the grid refuses a scenario that cannot provide it. ``objective`` scores adversarial images on a model, higher
     meaning a more successful attack; the adaptive threat model uses it to keep, per image, the
     stronger of the white-box and the transferred perturbation.
     """
@@ -141,10 +225,10 @@ class Attack(Plugin):
     budgets: ClassVar[tuple[str, ...]] = ()
     uses_model: ClassVar[bool] = True
 
-    def requirements(self) -> frozenset[str]:
-        return frozenset()
+    def differentiates(self) -> str | None:
+        return "autoencoder" if self.uses_model else None
 
-    def objective(self, model: Defense, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor | None:
+    def objective(self, model: Model, adversarial: torch.Tensor, clean: torch.Tensor, seed: int) -> torch.Tensor | None:
         """(N,) attack success on ``model`` (higher = stronger), or None where there is no objective."""
         return None
 
@@ -171,10 +255,10 @@ class PixelAttack(Attack):
     budgets: ClassVar[tuple[str, ...]] = ("eps",)
     Config: ClassVar[type] = AttackConfig
 
-    def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def perturb(self, model: PixelTarget, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, model: Defense, images: torch.Tensor, seed: int) -> torch.Tensor:
+    def __call__(self, model: PixelTarget, images: torch.Tensor, seed: int) -> torch.Tensor:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         with torch.enable_grad():
             adversarial = self.perturb(model, images, generator).detach()
@@ -313,13 +397,20 @@ class Metric(Plugin):
 
 class Scenario(Plugin):
     """How a cell is evaluated: which images go through which model, and what is measured.
+    ``model_kinds``: the kinds of defended model it evaluates (the grid refuses a defense of another);
     ``surfaces``: the attack surfaces it accepts (the grid refuses any other attack);
-    ``provides``: the attack requirements the scenario can meet (see ``Attack.requirements``).
+    ``provides(kind)``: the model kinds it can hand an attack (``Attack.differentiates``) on a defense of
+    that kind (by default the defense itself; img2img-edit also builds a text-to-image model around an
+    autoencoder).
     ``run(context: bench.scenario_api.CellContext) -> bench.scenario_api.ScenarioResult``."""
 
     metric_kinds: ClassVar[tuple[str, ...]] = ("paired", "set")
+    model_kinds: ClassVar[frozenset[str]] = frozenset({"autoencoder"})
     surfaces: ClassVar[frozenset[str]] = frozenset({"pixels"})
-    provides: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def provides(cls, defense_kind: str) -> frozenset[str]:
+        return frozenset({defense_kind})
 
     def run(self, context: Any) -> Any:
         raise NotImplementedError
@@ -327,13 +418,13 @@ class Scenario(Plugin):
     def check_data(self, images: Any) -> None:
         """Refuse, before anything is written, an image set the scenario cannot evaluate."""
 
-    def attack_model(self, context: Any, defense: Defense) -> Any:
-        """What an attack targeting ``defense`` is handed (white-box)."""
+    def attack_model(self, context: Any, defense: Model) -> Model:
+        """What an attack targeting ``defense`` is handed (white-box), of the kind it differentiates."""
         return defense.attack_view()
 
-    def attack_model_identity(self, context: Any, defense: Defense) -> dict[str, Any]:
+    def attack_model_identity(self, context: Any, defense: Model) -> dict[str, Any]:
         return defense.view_identity()
 
-    def evaluation_model(self, context: Any, defense: Defense) -> Any:
+    def evaluation_model(self, context: Any, defense: Model) -> Model:
         """The defended system as the scenario evaluates it (objectives of adaptive selection)."""
         return defense

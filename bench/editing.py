@@ -1,8 +1,9 @@
 """Text-guided img2img editing around a defense: the defense encodes and decodes, a Stable Diffusion
 pipeline (the embedded ``ldm-t2i`` or a real SD 1.5, ``bench.t2i``) denoises.
 
-An ``Editor`` offers the Defense interface (``encode``, ``decode``, ``reconstruct``) plus what
-attacks on the diffusion part need: ``text_states``, ``diffusion_loss`` (the noise-prediction loss
+An ``Editor`` is a ``text-to-image`` model (``bench.base.LatentTextToImage``: ``generate``,
+``edit``) around an ``autoencoder`` defense, whose ``encode``, ``decode`` and ``reconstruct`` it
+offers, plus what attacks on the diffusion part need: ``text_states``, ``diffusion_loss`` (the noise-prediction loss
 AdvDM/MIST maximise) and ``denoise`` (a differentiable img2img, for PhotoGuard's diffusion attack).
 ``edit`` runs the diffusers img2img pipeline itself, handing it the defense's latents (a pipeline
 given 4-channel latents skips its own VAE) and decoding its output latents with the defense, so a
@@ -17,7 +18,7 @@ from functools import lru_cache
 
 import torch
 
-from bench.base import Defense, check_unit_interval
+from bench.base import Defense, LatentTextToImage, check_unit_interval
 from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, EMBEDDED_MODEL, load_t2i_pipeline
 
 
@@ -46,9 +47,13 @@ def shared_pipeline(model: str, device: str, dtype: torch.dtype, trust_pickle: b
     return load_t2i_pipeline(model, kind="img2img", device=device, dtype=dtype, trust_pickle=trust_pickle)
 
 
-class Editor:
+class Editor(LatentTextToImage):
+    name = "editor"
+    Config = EditConfig
+
     def __init__(self, defense: Defense, pipe, config: EditConfig = EditConfig()):
-        self.defense, self.pipe, self.config = defense, pipe, config
+        super().__init__(config)
+        self.defense, self.pipe = defense, pipe
         self._states: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -64,14 +69,14 @@ class Editor:
     def scaling_factor(self) -> float:
         return float(self.pipe.vae.config.scaling_factor)
 
+    def weights(self) -> dict[str, str]:
+        return self.defense.weights()
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.defense.encode(images)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.defense.decode(latents)
-
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(images))
 
     def text_states(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(conditional, unconditional) token states of the prompts, computed once per prompt list."""
@@ -81,6 +86,18 @@ class Editor:
                 cond, uncond = self.pipe.encode_prompt(list(prompts), self.device, 1, True)
             self._states[key] = (cond, uncond)
         return self._states[key]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seed: int) -> torch.Tensor:
+        """Text-to-image with the edit's steps and guidance, decoded by the defense; (N, 3, H, W) in [0, 1]."""
+        from diffusers import StableDiffusionPipeline
+
+        text_to_image = StableDiffusionPipeline(**self.pipe.components)
+        text_to_image.set_progress_bar_config(disable=True)
+        output = text_to_image(prompt=list(prompts), num_inference_steps=self.config.steps,
+                               guidance_scale=self.config.guidance, generator=torch.Generator().manual_seed(seed),
+                               output_type="latent").images
+        return self.decode(output / self.scaling_factor).float()
 
     @torch.no_grad()
     def edit(self, images: torch.Tensor | None, prompts: list[str], seed: int, strength: float | None = None,

@@ -130,13 +130,26 @@ def _plugin(registry, entry: Any, where: str, extra: dict | None = None) -> Plug
     return PluginSpec(name, config, cls.version, str(label))
 
 
-def _check_requirements(attack: PluginSpec, scenario: PluginSpec, where: str) -> None:
-    needed = attack.build(ATTACKS).requirements()
-    missing = needed - SCENARIOS.get(scenario.name).provides
-    if missing:
-        raise BenchError(f"{where}: attack {attack.name!r} needs a {' and a '.join(sorted(missing))} model, which "
-                         f"scenario {scenario.name!r} does not provide; use scenario img2img-edit or change the "
-                         "attack's settings")
+def _a(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _check_differentiates(attack: PluginSpec, defense: PluginSpec, scenario: PluginSpec, where: str) -> None:
+    kind = attack.build(ATTACKS).differentiates()
+    defense_kind = DEFENSES.get(defense.name).kind
+    if kind is not None and kind not in SCENARIOS.get(scenario.name).provides(defense_kind):
+        raise BenchError(f"{where}: attack {attack.name!r} differentiates {_a(kind)} model, which scenario "
+                         f"{scenario.name!r} does not provide for the {defense_kind} {defense.name!r}; use scenario "
+                         "img2img-edit or change the attack's settings")
+
+
+def _check_model_kind(defense: PluginSpec, scenario: PluginSpec, where: str, role: str = "defense") -> None:
+    kind = DEFENSES.get(defense.name).kind
+    evaluated = SCENARIOS.get(scenario.name).model_kinds
+    if kind not in evaluated:
+        raise BenchError(f"{where}: {role} {defense.name!r} is {_a(kind)} model, but scenario {scenario.name!r} "
+                         f"evaluates only {' and '.join(sorted(evaluated))} models; pair it with a scenario that "
+                         f"evaluates {kind} models (e.g. toy) or drop it")
 
 
 def _check_surface(attack: PluginSpec, scenario: PluginSpec, where: str) -> None:
@@ -304,8 +317,12 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         _check_metric_kinds(metric_specs, scenario_spec, where)
         attack_spec = _plugin(ATTACKS, attack, where, attack_extra)
         _check_surface(attack_spec, scenario_spec, where)
-        _check_requirements(attack_spec, scenario_spec, where)
-        cell = Cell(defense=_plugin(DEFENSES, defense, where), attack=attack_spec,
+        defense_spec = _plugin(DEFENSES, defense, where)
+        _check_model_kind(defense_spec, scenario_spec, where)
+        _check_differentiates(attack_spec, defense_spec, scenario_spec, where)
+        if threat != MODEL_FREE and transfer is not None:
+            _check_model_kind(transfer, scenario_spec, where, "transfer_source")
+        cell = Cell(defense=defense_spec, attack=attack_spec,
                     scenario=scenario_spec, metrics=metric_specs, data=data,
                     seed=settings["seed"], batch_size=settings["batch_size"], threat_model=threat,
                     transfer_source=None if threat == MODEL_FREE else transfer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.registry import Registry
 
 ATTACKS: Registry = Registry("attack", "bench.base:Attack")
-DEFENSES: Registry = Registry("defense", "bench.base:Defense")
+DEFENSES: Registry = Registry("defense", "bench.base:Model")
 METRICS: Registry = Registry("metric", "bench.base:Metric")
 SCENARIOS: Registry = Registry("scenario", "bench.base:Scenario")
 
@@ -41,6 +41,10 @@ DEFENSES.register("gaussian-noise", "defenses.gaussian_noise:GaussianNoisePurifi
 DEFENSES.register("rescale", "defenses.rescale:RescalePurifier", "down- and up-scaling by 2 (bicubic) before the wrapped VAE")
 DEFENSES.register("impress", "defenses.impress:ImpressPurifier",
                   "IMPRESS consistency purification (x ~ D(E(x)) under an LPIPS bound) before the wrapped VAE")
+DEFENSES.register("ddpm", "defenses.ddpm:PixelDDPM",
+                  "denoiser: a pixel DDPM (zoo ddpm-pixel or a folder in its layout): training loss, DDIM sampler")
+DEFENSES.register("t2i", "defenses.t2i:StableDiffusionModel",
+                  "text-to-image: a Stable Diffusion pipeline (ldm-t2i, a hub id or a folder): generate, img2img edit")
 
 METRICS.register("psnr", "bench.metrics.psnr:PSNR", "peak signal-to-noise ratio, dB (torchmetrics)")
 METRICS.register("ssim", "bench.metrics.ssim:SSIM", "structural similarity (torchmetrics)")

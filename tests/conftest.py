@@ -98,3 +98,19 @@ def tiny_editor(tiny_sd_dir, tiny_defense):
 
     config = EditConfig(pipeline=str(tiny_sd_dir), steps=4)
     return Editor(tiny_defense, shared_pipeline(str(tiny_sd_dir), "cpu", torch.float32, False), config)
+
+
+@pytest.fixture(scope="session")
+def tiny_ddpm_dir(tmp_path_factory):
+    """A tiny, seeded pixel DDPM in ddpm-pixel's layout (unet/ + scheduler/)."""
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    from bench.zoo.train_ddpm import SCHEDULER_KWARGS
+
+    folder = tmp_path_factory.mktemp("tiny-ddpm")
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(32, 32),
+                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=32)
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(folder / "scheduler")
+    return folder

@@ -23,7 +23,7 @@ def strength(name, tiny_defense, tiny_editor, images) -> float:
     cls = ATTACKS.get(name)
     extra = {"steps": 10} if "steps" in cls.Config.__dataclass_fields__ else {}
     attack = cls(cls.make_config({**ATTACKS.preset(name), "eps": EPS, **extra}))
-    model = tiny_editor if "diffusion" in attack.requirements() else tiny_defense
+    model = tiny_editor if attack.differentiates() == "text-to-image" else tiny_defense
     adversarial = attack(model, images, seed=0)
     if not attack.uses_model:
         return float((adversarial - images).abs().mean())

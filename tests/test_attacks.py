@@ -21,7 +21,7 @@ def build(name, **params):
 
 
 def target_for(attack, tiny_defense, tiny_editor):
-    return tiny_editor if "diffusion" in attack.requirements() else tiny_defense
+    return tiny_editor if attack.differentiates() == "text-to-image" else tiny_defense
 
 
 @pytest.mark.parametrize("name", PIXEL_ATTACKS)

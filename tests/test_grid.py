@@ -90,7 +90,7 @@ def test_the_default_is_adaptive_without_a_transfer_candidate():
 
 @pytest.mark.parametrize("grid, message", [
     ({**BASE, "threat_models": ["trasnfer"]}, "did you mean 'transfer'"),
-    ({**BASE, "attacks": ["mist"]}, "needs a diffusion model"),
+    ({**BASE, "attacks": ["mist"]}, "differentiates a text-to-image model"),
     ({**BASE, "attacks": ["glaze-like"], "metrics": ["psnr"]}, "use scenario img2img-edit"),
     ({**BASE, "transfer_source": "vae-kll", "threat_models": ["transfer"]}, "did you mean 'vae-kl'"),
     ({**BASE, "transfer_source": None, "threat_models": ["transfer"]}, "needs `transfer_source:`"),

@@ -23,7 +23,7 @@ import dataclasses
 import pandas as pd
 import torch
 
-from bench.base import Defense, Scenario
+from bench.base import Defense, Model, Scenario
 from bench.editing import EditConfig, Editor, shared_pipeline
 from bench.errors import BenchError
 from bench.measure import (
@@ -47,7 +47,10 @@ class Img2ImgEdit(Scenario):
     name = "img2img-edit"
     Config = EditConfig
     metric_kinds = ("paired", "set", "text", "label")
-    provides = frozenset({"diffusion"})
+
+    @classmethod
+    def provides(cls, defense_kind: str) -> frozenset[str]:
+        return frozenset({defense_kind, "text-to-image"})
 
     def prepare(self, device: torch.device) -> Img2ImgEdit:
         shared_pipeline(self.config.pipeline, str(device), torch.float32, self.config.trust_pickle)
@@ -56,13 +59,16 @@ class Img2ImgEdit(Scenario):
     def _editor(self, context: CellContext, defense: Defense) -> Editor:
         return Editor.for_defense(defense, self.config, context.device, context.options.torch_dtype)
 
-    def attack_model(self, context: CellContext, defense: Defense) -> Editor:
-        return self._editor(context, defense.attack_view())
+    def attack_model(self, context: CellContext, defense: Defense) -> Model:
+        """The defense's attack view, inside the editor for an attack on the text-to-image model."""
+        if context.attack.differentiates() == "text-to-image":
+            return self._editor(context, defense.attack_view())
+        return defense.attack_view()
 
     def attack_model_identity(self, context: CellContext, defense: Defense) -> dict:
         """An attack that only needs the autoencoder crafts what it crafts in the reconstruction
         scenario, so the two share the cached perturbation."""
-        if "diffusion" not in context.attack.requirements():
+        if context.attack.differentiates() != "text-to-image":
             return defense.view_identity()
         return {"view": defense.view_identity(), "edit": dataclasses.asdict(self.config)}
 

@@ -2,12 +2,15 @@
 for tests and for checking a new attack's plumbing end to end in seconds (not a benchmark).
 
 The model is a nearest-class-mean classifier "trained" on the cell's images and captions (a caption
-names its class): an image is classified by the defense's reconstruction D(E(x)) nearest to a class
-mean (L2), a prompt by the class caption nearest in character counts (cosine). Per sample, ``correct``
+names its class): an image is classified by what the defended model makes of it nearest to a class
+mean (L2), a prompt by the class caption nearest in character counts (cosine). What the model makes
+of an image depends on its kind (the toy takes all three): an ``autoencoder``'s reconstruction
+D(E(x)), a ``text-to-image`` model's img2img edit of x toward its caption, a ``denoiser``'s SDEdit of x
+(noised to ``strength`` and sampled back); the last two seeded per batch. Per sample, ``correct``
 (1 when the class is the image's label) and, by the attack's surface:
 
 - ``pixels``: the attacked image x' is classified; the measured budget ``linf`` / ``lpips_input`` and
-  the paired metrics of D(E(x')) against x;
+  the paired metrics of the model's rendition of x' (D(E(x')) for an autoencoder) against x;
 - ``prompts``: the perturbed prompt (text column ``prompt``) is classified; its measured budget
   ``prompt_edits`` (Levenshtein distance from the clean prompt) and ``prompt_edit_rate``;
 - ``training-data``: the attack poisons the training set once per cell (cached in the run's shared
@@ -18,10 +21,12 @@ mean (L2), a prompt by the class caption nearest in character counts (cosine). P
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
 
-from bench.base import SURFACES, Scenario
+from bench.base import MODEL_KINDS, SURFACES, Scenario, check_unit_interval
 from bench.errors import BenchError
 from bench.measure import budget_columns, metric_columns, prompt_budget_columns
 from bench.metrics.kinds import BatchOutputs
@@ -38,8 +43,20 @@ def character_counts(texts: list[str]) -> torch.Tensor:
     return torch.nn.functional.normalize(counts, dim=1)
 
 
+@dataclass(frozen=True)
+class ToyConfig:
+    """``strength``: how far a text-to-image model's edit or a denoiser's SDEdit noises the image."""
+
+    strength: float = 0.3
+
+    def __post_init__(self):
+        check_unit_interval("toy", "strength", self.strength)
+
+
 class ToyClassifier(Scenario):
     name = "toy"
+    Config = ToyConfig
+    model_kinds = frozenset(MODEL_KINDS)
     surfaces = frozenset(SURFACES)
     metric_kinds = ("paired",)
 
@@ -85,23 +102,32 @@ class ToyClassifier(Scenario):
                  "data": context.data_identity(), "seed": cell.seed if poisoning else None}
         return context.shared(parts, compute)
 
-    def _classify_images(self, context: CellContext, images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    def _render(self, context: CellContext, images: torch.Tensor, captions: list[str], seed: int) -> torch.Tensor:
+        """What the defended model makes of the images, by its kind."""
+        model, images = context.defense, images.to(context.device)
         with torch.no_grad():
-            reconstructed = context.defense.reconstruct(images.to(context.device)).float().cpu()
-        distances = torch.cdist(reconstructed.flatten(1).double(), means.flatten(1).double())
+            if model.kind == "text-to-image":
+                return model.edit(images, captions, seed=seed, strength=self.config.strength).float()
+            if model.kind == "denoiser":
+                return model.denoise(images, self.config.strength, seed=seed).float()
+            return model.reconstruct(images).float()
+
+    @staticmethod
+    def _classify(rendered: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        distances = torch.cdist(rendered.cpu().flatten(1).double(), means.flatten(1).double())
         return distances.nan_to_num(float("inf")).argmin(1)
 
     def _evaluate_batch(self, context: CellContext, index: int, batch: slice, fit: dict[str, torch.Tensor],
                         class_captions: dict[int, str]) -> dict:
         data, surface = context.data, context.attack.surface
         x, labels = data.images[batch].to(context.device), data.labels[batch]
+        captions, seed = list(data.captions[batch]), context.batch_seed(index)
         if surface == "pixels":
             def measure(x_adv: torch.Tensor) -> dict[str, torch.Tensor]:
-                correct = (self._classify_images(context, x_adv, fit["means"]) == labels).double()
-                with torch.no_grad():
-                    reconstruction = context.defense.reconstruct(x_adv).float()
+                rendered = self._render(context, x_adv, captions, seed)
+                correct = (self._classify(rendered, fit["means"]) == labels).double()
                 return {**budget_columns(x_adv, x), "correct": correct, SELECTION_COLUMN: 1 - correct,
-                        **metric_columns(context.metrics, BatchOutputs(reconstruction, references={"": x}))}
+                        **metric_columns(context.metrics, BatchOutputs(rendered, references={"": x}))}
             return evaluate_worst_case(context, index, batch, measure)
         if surface == "prompts":
             clean = list(data.captions[batch])
@@ -112,7 +138,7 @@ class ToyClassifier(Scenario):
             return {"prompt": perturbed, **prompt_budget_columns(perturbed, clean),
                     "correct": (predicted == labels).double()}
         if surface == "training-data":
-            correct = (self._classify_images(context, x, fit["means"]) == labels).double()
+            correct = (self._classify(self._render(context, x, captions, seed), fit["means"]) == labels).double()
             return {"caption": decode_texts(fit["captions"])[batch], "poisoned": fit["poisoned"][batch].double(),
                     "correct": correct}
         raise BenchError(f"toy: no evaluation for surface {surface!r}")

@@ -86,12 +86,7 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
             break
         completed = step + 1
         clean = train[torch.randint(0, len(train), (config.batch_size,), generator=generator).to(device)]
-        noise = torch.randn(clean.shape, generator=generator).to(device)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,),
-                                  generator=generator).to(device)
-        a = alphas[timesteps].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
-        loss = torch.nn.functional.mse_loss(unet(noisy, timesteps).sample, noise)
+        loss = noise_prediction_loss(unet, alphas, clean, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -119,6 +114,18 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
                 prediction_type="epsilon", saved_weights="EMA, bias-corrected for its initialisation", loss_curve=curve, device=str(device), steps_completed=completed,
                 train_seconds=round(time.time() - start))
     return info
+
+
+def noise_prediction_loss(unet, alphas_cumprod: torch.Tensor, clean: torch.Tensor, generator: torch.Generator,
+                          reduction: str = "mean") -> torch.Tensor:
+    """DDPM's loss ||eps - eps_theta(sqrt(a) x0 + sqrt(1 - a) eps, t)||^2 for clean images in [-1, 1], the
+    noise and then the timesteps drawn from ``generator``: the mean (training), or per image (``"none"``)."""
+    noise = torch.randn(clean.shape, generator=generator).to(clean.device)
+    timesteps = torch.randint(0, len(alphas_cumprod), (len(clean),), generator=generator).to(clean.device)
+    a = alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+    noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
+    error = torch.nn.functional.mse_loss(unet(noisy, timesteps).sample, noise, reduction=reduction)
+    return error if reduction == "mean" else error.flatten(1).mean(1)
 
 
 @torch.no_grad()

@@ -1,0 +1,70 @@
+"""A Stable Diffusion pipeline as a defended model of kind ``text-to-image``: the embedded ``ldm-t2i``,
+a hub id or a local folder in SD 1.5 layout (``bench.t2i``). ``generate`` and ``edit`` (img2img at
+``strength``) run the diffusers pipelines themselves with DDIM ``steps`` and classifier-free
+``guidance``; deterministic for a seed. The model a fine-tune (AELIF, poisoning) produces plugs in
+here by its folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.assets import sha256_file
+from bench.base import TextToImage, check_unit_interval
+from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, EMBEDDED_MODEL
+
+
+@dataclass(frozen=True)
+class T2IConfig:
+    pipeline: str = EMBEDDED_MODEL
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
+    strength: float = DEFAULT_STRENGTH
+    trust_pickle: bool = False
+
+    def __post_init__(self):
+        check_unit_interval("t2i", "strength", self.strength)
+        if self.steps < 1:
+            raise ValueError(f"steps={self.steps}; use at least 1")
+
+
+class StableDiffusionModel(TextToImage):
+    name = "t2i"
+    Config = T2IConfig
+
+    def __init__(self, config: T2IConfig | None = None):
+        from diffusers import StableDiffusionImg2ImgPipeline
+
+        from bench.t2i import load_t2i_pipeline
+
+        super().__init__(config)
+        self.pipe = load_t2i_pipeline(self.config.pipeline, trust_pickle=self.config.trust_pickle)
+        self.img2img = StableDiffusionImg2ImgPipeline(**self.pipe.components)
+        self.img2img.set_progress_bar_config(disable=True)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> StableDiffusionModel:
+        self.pipe = self.pipe.to(device=torch.device(device), dtype=dtype)
+        self.img2img = self.img2img.to(device=torch.device(device), dtype=dtype)
+        return self
+
+    def weights(self) -> dict[str, str]:
+        from bench import zoo
+
+        if self.config.pipeline == EMBEDDED_MODEL:
+            folders = [zoo.model_dir(EMBEDDED_MODEL), zoo.model_dir("vae-kl")]
+        else:
+            folders = [Path(self.config.pipeline).expanduser()] if Path(self.config.pipeline).expanduser().exists() else []
+        return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*.safetensors"))}
+
+    def generate(self, prompts: list[str], seed: int) -> torch.Tensor:
+        from bench.t2i import generate
+
+        return generate(self.pipe, list(prompts), steps=self.config.steps, guidance=self.config.guidance, seed=seed)
+
+    def edit(self, images: torch.Tensor, prompts: list[str], seed: int, strength: float | None = None) -> torch.Tensor:
+        from bench.t2i import edit
+
+        return edit(self.img2img, images.clamp(0, 1), list(prompts), strength=strength or self.config.strength,
+                    steps=self.config.steps, guidance=self.config.guidance, seed=seed)
