@@ -45,7 +45,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = Shard.parse(args.shard) if args.shard else None
     if not args.stale_after > 0:
         raise BenchError(f"--stale-after {args.stale_after}: give a positive number of seconds (default 600)")
-    summaries = Runner(out, options, stale_after=args.stale_after).run_grid(args.grid, shard)
+    if args.executor == "ray":
+        if shard is not None:
+            raise BenchError("--shard and --executor ray do not combine: Ray spreads the whole grid; drop one")
+        from bench.ray_executor import run_on_ray
+
+        summaries = run_on_ray(args.grid, out, options, address=args.address, cells_per_task=args.cells_per_task,
+                               num_gpus=args.num_gpus, stale_after=args.stale_after)
+    else:
+        summaries = Runner(out, options, stale_after=args.stale_after).run_grid(args.grid, shard)
     print(render(summaries, args.format))
     log.info("results in %s", out)
     return 0
@@ -227,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "several machines sharing --out)")
     run.add_argument("--stale-after", type=float, default=600.0, metavar="SECONDS",
                      help="take over a cell whose worker has not signalled for this long (default 600)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="ray: cells as Ray tasks (pip install -e '.[ray]')")
+    run.add_argument("--address", help="--executor ray: the cluster to join (default: start a local one)")
+    run.add_argument("--cells-per-task", type=int, default=1, help="--executor ray: cells per Ray task")
+    run.add_argument("--num-gpus", type=float, default=0.0, help="--executor ray: GPUs each task asks for")
     run.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 

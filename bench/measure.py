@@ -5,9 +5,12 @@ features). Scenarios import this and ``bench.scenario_api``; see README "Adding 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from bench.base import Metric
+from bench.feature_cache import cached_features, feature_key
 from bench.metrics.kinds import KINDS, BatchOutputs
 from bench.metrics.lpips import lpips_distance
 from bench.scenario_api import CellContext
@@ -116,5 +119,11 @@ def reference_features(context: CellContext) -> dict[str, torch.Tensor]:
     result = {}
     for space, metric in set_metrics(context.metrics).items():
         parts = {"what": f"reference-{space}", "data": context.data_identity()}
-        result[space] = context.shared(parts, lambda m=metric: {"features": m.features(context.data.images)})["features"]
+
+        def compute(m: Metric = metric) -> dict[str, torch.Tensor]:  # from the cache across runs when it has them
+            key = feature_key(m, context.data.images, context.hasher.references(dataclasses.asdict(m.config)),
+                              context.options.dtype, context.device.type)
+            return cached_features(key, lambda: {"features": m.features(context.data.images)})
+
+        result[space] = context.shared(parts, compute)["features"]
     return result

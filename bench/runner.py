@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,10 @@ class Runner:
                            cell.attack.build(ATTACKS).prepare(device), metrics, images,
                            self.options, scenario, self._defense, self.hasher)
 
-    def run_grid(self, grid_path: str | Path, shard: Shard | None = None) -> list[dict[str, Any]]:
-        """Run the grid's cells (those of ``shard`` only, when given) and return their summaries.
+    def run_grid(self, grid_path: str | Path, shard: Shard | None = None,
+                 only: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Run the grid's cells (those of ``shard``, or the cell keys in ``only``, when given) and
+        return their summaries.
 
         Several runs, shards or Ray workers may write one folder at once: each cell is computed by the
         one worker that claims it (``bench.claims``); a cell another live worker holds is waited for,
@@ -91,6 +94,8 @@ class Runner:
         raw, cells = load_grid(grid_path)
         cells = [self.bind(cell) for cell in cells]
         mine = cells if shard is None else shard.select(cells)
+        if only is not None:
+            mine = [cell for cell in mine if cell.key in set(only)]
         pending = [cell for cell in mine if not self._finished(cell)]
         contexts = {cell.key: self._context(cell) for cell in pending}  # inputs and assets checked first
         with self.run.lock():  # held only to record the grid in run.json

@@ -19,7 +19,7 @@ fi
 if ! .venv/bin/python -c "import bench, torch, diffusers, lpips" 2>/dev/null || [ pyproject.toml -nt .venv/.installed ]; then
   echo "setup: installing the suite into .venv (torch 2.14.1 and torchvision 0.29.1 first)" >&2
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[test,ray]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import bench, torch, diffusers, lpips" && touch .venv/.installed
 fi
 .venv/bin/bench --quiet assets fetch >/dev/null
