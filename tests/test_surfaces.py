@@ -172,3 +172,81 @@ def test_tables_keep_cells_apart_by_their_prompt_or_poison_budget():
     assert {row[headers.index("budget")] for row in rows} == {"rate=0.1 edits=0", "rate=0.3 edits=0", ""}
     headers, rows = tables.wide_table(summaries[2:])  # a pixel-only table is unchanged: no budget column
     assert "budget" not in headers
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import bench.store as store
+
+kill_at, where = int(sys.argv[1]), sys.argv[2]
+calls = []
+
+def dies(original):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == kill_at:
+            if where == "mid-write":  # half a file under its temporary name, then the kill
+                with open(args[1], "wb") as handle:
+                    handle.write(b"partial")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(*args, **kwargs)
+    return wrapper
+
+if kill_at:
+    if where == "mid-write":
+        store.save_file = dies(store.save_file)
+    else:
+        store.CellStore.save_batch = dies(store.CellStore.save_batch)
+from bench.cli import main
+sys.exit(main(["--quiet", "run", sys.argv[3], "--out", sys.argv[4]]))
+"""
+
+
+def run_bench(tmp_path, grid: str, out, kill_at: int = 0, where: str = "mid-cell"):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "kill_script.py"
+    script.write_text(KILL_SCRIPT)
+    return subprocess.run([sys.executable, str(script), str(kill_at), where, grid, str(out)], capture_output=True,
+                          text=True, cwd=Path(__file__).parent.parent, timeout=600)
+
+
+def stored_files(run_dir) -> dict[str, bytes]:
+    """Every batch, shared and samples file by its path in the run folder, and each summary's numbers."""
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for pattern in
+             ("cells/*/batches/*.safetensors", "shared/*.safetensors", "cells/*/samples.csv") for p in run_dir.glob(pattern)}
+    files.update({str(p.relative_to(run_dir)): json.dumps(json.loads(p.read_text())["metrics"], sort_keys=True).encode()
+                  for p in run_dir.glob("cells/*/summary.json")})
+    return files
+
+
+def test_a_toy_grid_killed_by_sigkill_resumes_to_the_straight_run(tmp_path, tiny_vae_dir):
+    """`bench run` of every surface through the toy scenario in a subprocess, SIGKILLed in the middle of a
+    cell, resumed and SIGKILLed again halfway through writing a batch file, then resumed to the end: the
+    store holds what a straight run holds (batches, shared files, samples.csv, every summary's numbers)."""
+    import signal
+
+    grid = {"name": "toy-kill", "seed": 2, "batch_size": 4, "data": {"split": "test", "n": 12}, "scenario": "toy",
+            "metrics": ["psnr"], "defenses": [{"name": "vae", "model": str(tiny_vae_dir)}],
+            "attacks": ["none", {"name": "noise", "eps": 0.05}, {"name": "typo", "edits": 1},
+                        {"name": "dirty-label", "source": 0, "target": 1, "ratio": 0.25}]}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    straight = run_bench(tmp_path, str(path), tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    summaries = {k for k in stored_files(tmp_path / "straight") if k.endswith("summary.json")}
+    assert len(summaries) == 4
+
+    killed = run_bench(tmp_path, str(path), tmp_path / "killed", 5, "mid-cell")  # the 2nd batch of the 2nd cell
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len([k for k in stored_files(tmp_path / "killed") if k.endswith("summary.json")]) == 1
+    killed = run_bench(tmp_path, str(path), tmp_path / "killed", 4, "mid-write")  # a batch file of the 3rd cell
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len([k for k in stored_files(tmp_path / "killed") if k.endswith("summary.json")]) == 2
+    assert list((tmp_path / "killed").rglob("*.tmp"))
+    resumed = run_bench(tmp_path, str(path), tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert stored_files(tmp_path / "killed") == stored_files(tmp_path / "straight")
+    assert not list((tmp_path / "killed").rglob("*.tmp"))
