@@ -193,14 +193,29 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench.perf import machine, run_perf
+    from bench.perf import attack_speedups, grid_wall_times, machine, peak_rss_mb, run_perf
 
-    results = run_perf(batch=args.batch, repeats=args.repeats, device=args.device)
+    if args.attack_steps < 0:
+        raise BenchError(f"--attack-steps must be 0 (skip the comparison) or more, got {args.attack_steps}")
+    report: dict = {"machine": machine(), "dtype": args.dtype,
+                    "results": run_perf(batch=args.batch, repeats=args.repeats, device=args.device, dtype=args.dtype)}
+    if args.attack_steps:
+        report["attacks"] = attack_speedups(args.batch, args.attack_steps, args.device)
+    report["peak_rss_mb"] = peak_rss_mb()
+    if args.grid:
+        report["grid"] = grid_wall_times(args.grid, args.device)
     if args.json:
-        print(json.dumps({"machine": machine(), "results": results}))
-    else:
-        print(f"machine: {machine()}")
-        print(tabulate(results, headers="keys", tablefmt="github"))
+        print(json.dumps(report))
+        return 0
+    print(f"machine: {report['machine']}, dtype {args.dtype}")
+    print(tabulate(report["results"], headers="keys", tablefmt="github"))
+    if "attacks" in report:
+        print("\nattacks, batched against a per-image loop (the reference code's structure):")
+        print(tabulate(report["attacks"], headers="keys", tablefmt="github"))
+    print(f"\npeak RSS of this process: {report['peak_rss_mb']} MB")
+    if "grid" in report:
+        grid = report["grid"]
+        print(f"{grid['grid']}: cold {grid['cold_s']} s, warm {grid['warm_s']} s, peak RSS {grid['peak_rss_mb']} MB")
     return 0
 
 
@@ -290,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--batch", type=int, default=16)
     perf.add_argument("--repeats", type=int, default=3)
     perf.add_argument("--device", default="cpu")
+    perf.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    perf.add_argument("--attack-steps", type=int, default=20,
+                      help="steps of each attack in the batched vs per-image comparison (0 skips it)")
+    perf.add_argument("--grid", help="also time this grid cold and warm, with its peak memory")
     perf.add_argument("--json", action="store_true")
     perf.set_defaults(func=cmd_perf)
 

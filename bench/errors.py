@@ -82,7 +82,7 @@ def check_output_file(path: str, flag: str = "--out") -> None:
     check_output_folder(str(file.parent), flag)
 
 
-COUNT_OPTIONS = ("n", "batch", "repeats")
+COUNT_OPTIONS = ("n", "batch", "repeats", "cells_per_task")
 """Whole-number options that must be at least 1 wherever a subcommand has them."""
 RUN_FOLDER_OPTIONS = {"regress": "out", "verify": "out", "plot": "out"}
 FILE_OPTIONS = {"zoo": "out"}
@@ -95,7 +95,7 @@ def check_arguments(args) -> None:
     for option in COUNT_OPTIONS:
         value = getattr(args, option, None)
         if value is not None and value < 1:
-            raise BenchError(f"--{option} must be at least 1, got {value}")
+            raise BenchError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     command = getattr(args, "command", None)
     if getattr(args, RUN_FOLDER_OPTIONS.get(command, "-"), None):
         check_output_folder(getattr(args, RUN_FOLDER_OPTIONS[command]))

@@ -239,6 +239,10 @@ def test_other_output_paths_that_cannot_be_written_are_refused(args, fragment, t
     (["zoo", "eval", "vae-kl", "--n", "0"], "--n must be at least 1, got 0"),  # -3 hung
     (["perf", "--batch", "0"], "--batch must be at least 1, got 0"),
     (["perf", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["perf", "--attack-steps", "-1"], "--attack-steps must be 0 (skip the comparison) or more, got -1"),
+    (["run", "grids/smoke.yaml", "--executor", "ray", "--cells-per-task", "0"], "--cells-per-task must be at least 1"),
+    (["run", "grids/smoke.yaml", "--shard", "2/1"], "--shard '2/1': write i/n with 1 <= i <= n"),
+    (["run", "grids/smoke.yaml", "--stale-after", "-5"], "--stale-after -5.0: give a positive number of seconds"),
 ])
 def test_counts_below_one_are_refused(args, fragment, capsys):
     code, lines = bench(capsys, *args)
