@@ -29,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.grid import load_grid
     from bench.runner import Runner, RunOptions
     from bench.shards import Shard
-    from bench.tables import render
+    from bench.tables import parse_columns, render
 
     if args.dry_run:
         _, cells = load_grid(args.grid)
@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     out = args.out or str(Path("runs") / Path(args.grid).stem)
     check_output_folder(out)
+    columns = parse_columns(args.columns)
     options = RunOptions(device=args.device, dtype=args.dtype, quiet=args.quiet, save_images=args.save_images,
                          force=args.force)
     shard = Shard.parse(args.shard) if args.shard else None
@@ -54,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                num_gpus=args.num_gpus, stale_after=args.stale_after)
     else:
         summaries = Runner(out, options, stale_after=args.stale_after).run_grid(args.grid, shard)
-    print(render(summaries, args.format))
+    print(render(summaries, args.format, columns))
     log.info("results in %s", out)
     return 0
 
@@ -68,9 +69,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from bench.runner import load_run
-    from bench.tables import render
+    from bench.tables import parse_columns, render
 
-    print(render(load_run(args.run_dir), args.format))
+    columns = parse_columns(args.columns)
+    print(render(load_run(args.run_dir), args.format, columns))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare, load
+    from bench.tables import parse_columns
+
+    columns = parse_columns(args.columns)
+    print(compare(load(args.run_a), load(args.run_b), args.run_a, args.run_b, columns))
     return 0
 
 
@@ -246,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-images", action="store_true", help="write clean/attacked/reconstructed PNGs per cell")
     run.add_argument("--force", action="store_true", help="allow a different grid in an existing run folder")
     run.add_argument("--dry-run", action="store_true", help="validate the grid and list its cells")
+    run.add_argument("--columns", metavar="all|NAME,NAME", help="md/latex: every column (all) or these (e.g. "
+                     "psnr,lpips); default: per scenario its headline columns; csv/json hold everything")
     run.add_argument("--shard", help="i/n: run only the i-th of n deterministic parts of the grid (Slurm arrays, "
                                      "several machines sharing --out)")
     run.add_argument("--stale-after", type=float, default=600.0, metavar="SECONDS",
@@ -266,7 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     table = sub.add_parser("table", help="print the table of a run folder")
     table.add_argument("run_dir")
     table.add_argument("--format", default="md", choices=["md", "csv", "json", "latex"])
+    table.add_argument("--columns", metavar="all|NAME,NAME", help="md/latex: every column (all) or these (e.g. "
+                       "psnr,lpips); default: per scenario its headline columns; csv/json hold everything")
     table.set_defaults(func=cmd_table)
+
+    compare = sub.add_parser("compare", help="two runs side by side: the cells both hold, the difference, and "
+                                             "whether the intervals overlap")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--columns", metavar="all|NAME,NAME",
+                         help="every metric (all) or these; default: per scenario its headline columns")
+    compare.set_defaults(func=cmd_compare)
 
     plot = sub.add_parser("plot", help="damage-vs-eps curves and example images of a run (PNG)")
     plot.add_argument("run_dir")

@@ -20,6 +20,11 @@ LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prom
                                      "latent_shift")
 """Measured budgets (pixels, prompts, training data) and the latent shift, first in a table, in this order."""
 
+SCENARIO_HEADLINES: dict[str, tuple[str, ...]] = {"reconstruction": ("latent_shift", "psnr", "lpips"),
+                                                  "img2img-edit": ("clip-sim", "lpips")}
+"""The columns a compact table shows per scenario (``bench run`` and ``bench table`` by default); a scenario
+not listed shows its latent shift (where measured), then its first three plain metric columns."""
+
 THREAT_MODELS: tuple[str, ...] = ("adaptive", "transfer")
 """Threat models a grid may list under ``threat_models:``."""
 MODEL_FREE = "none"

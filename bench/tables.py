@@ -1,4 +1,9 @@
-"""Result tables from stored summaries: markdown, CSV, JSON and LaTeX (pandas + tabulate)."""
+"""Result tables from stored summaries: markdown, CSV, JSON and LaTeX (pandas + tabulate).
+
+Markdown and LaTeX show a compact table by default: the identifying columns that vary and, per scenario,
+its headline columns (``columns.SCENARIO_HEADLINES``), with a line naming what is left out;
+``columns="all"`` shows every column, a list shows those. CSV and JSON always hold everything.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.columns import LEADING_COLUMNS, budget_text
+from bench.columns import LEADING_COLUMNS, SCENARIO_HEADLINES, budget_text
 from bench.errors import BenchError
 
 FORMATS = ("md", "csv", "json", "latex")
@@ -56,7 +61,32 @@ def _ordered_metrics(frame: pd.DataFrame) -> list[str]:
     return leading + plain + versus + trailing
 
 
-def wide_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def headline_columns(scenario: str, measured: list[str]) -> list[str]:
+    chosen = [m for m in SCENARIO_HEADLINES.get(scenario, ()) if m in measured]
+    if chosen:
+        return chosen
+    plain = [m for m in measured if m not in LEADING_COLUMNS and "_vs_" not in m and not m.startswith("clean_rec_")]
+    return [m for m in ("latent_shift",) if m in measured] + plain[:3]
+
+
+def parse_columns(text: str | None) -> list[str] | str | None:
+    """``--columns``: None (compact), ``"all"``, or a comma-separated list of column names."""
+    if text is None or text.strip() == "all":
+        return text and "all"
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise BenchError(f"--columns {text!r}: give all, or column names separated by commas (e.g. psnr,lpips)")
+    return names
+
+
+def wide_table(summaries: list[dict[str, Any]], columns: list[str] | str | None = "all",
+               ) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows; ``columns`` as in :func:`render` (default: every column)."""
+    headers, rows, _ = _wide(summaries, columns)
+    return headers, rows
+
+
+def _wide(summaries: list[dict[str, Any]], columns: list[str] | str | None) -> tuple[list[str], list[list[str]], str]:
     frame = long_frame(summaries)
     index = ["defense", "attack"]
     if "threat_model" in frame:
@@ -68,7 +98,25 @@ def wide_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         index.append("budget")
     if frame["scenario"].nunique() > 1:
         index.insert(0, "scenario")
-    metrics = _ordered_metrics(frame)
+    every = _ordered_metrics(frame)
+    constant = ""
+    if columns is None:
+        shown = {s: headline_columns(s, list(dict.fromkeys(frame.loc[frame["scenario"] == s, "metric"])))
+                 for s in dict.fromkeys(frame["scenario"])}
+        metrics = [m for m in every if any(m in chosen for chosen in shown.values())]
+        frame = frame[[row.metric in shown[row.scenario] for row in frame.itertuples()]]
+        if frame["defense"].nunique() == 1 and len(index) > 2:
+            constant = f"defense {frame['defense'].iloc[0]} in every row"
+            index.remove("defense")
+    elif columns == "all":
+        metrics = every
+    else:
+        unknown = [m for m in columns if m not in every]
+        if unknown:
+            raise BenchError(f"--columns: {', '.join(unknown)} not measured in this run; choose from "
+                             f"{', '.join(every)} (or all)")
+        metrics = [m for m in columns if m in every]
+        frame = frame[frame["metric"].isin(metrics)]
     directions = frame.drop_duplicates("metric").set_index("metric")["higher_is_better"]
     frame = frame.assign(text=frame.apply(_cell_text, axis=1))
     wide = frame.pivot_table(index=index, columns="metric", values="text", aggfunc="first", sort=False)
@@ -78,10 +126,18 @@ def wide_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         keys = keys if isinstance(keys, tuple) else (keys,)
         labels = [_number(k) if isinstance(k, float) else str(k) for k in keys]
         rows.append(labels + [row.get(m, "") if isinstance(row.get(m, ""), str) else "" for m in metrics])
-    return headers, rows
+    left_out = [m for m in every if m not in metrics]
+    note = ""
+    if left_out:
+        note = (f"Shown: {len(metrics)} of {len(every)} result columns{'; ' + constant if constant else ''}. "
+                f"Every column: --columns all; chosen ones: --columns {','.join(left_out[:2])}; "
+                "--format csv or json holds everything.")
+    return headers, rows, note
 
 
-def render(summaries: list[dict[str, Any]], fmt: str = "md") -> str:
+def render(summaries: list[dict[str, Any]], fmt: str = "md", columns: list[str] | str | None = None) -> str:
+    """The table; ``columns``: None (compact: per scenario its headline columns), ``"all"``, or a list of
+    names. CSV and JSON always hold every column."""
     if fmt not in FORMATS:
         raise BenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not summaries:
@@ -90,9 +146,10 @@ def render(summaries: list[dict[str, Any]], fmt: str = "md") -> str:
         return long_frame(summaries).to_csv(index=False)
     if fmt == "json":
         return json.dumps(long_frame(summaries).to_dict(orient="records"), indent=2)
-    headers, rows = wide_table(summaries)
+    headers, rows, note = _wide(summaries, columns)
     if fmt == "latex":
         latex = tabulate(rows, headers=[h.replace("↑", "UPARROW").replace("↓", "DOWNARROW") for h in headers],
                          tablefmt="latex_booktabs")
         return latex.replace("UPARROW", r"$\uparrow$").replace("DOWNARROW", r"$\downarrow$")
-    return tabulate(rows, headers=headers, tablefmt="github")
+    table = tabulate(rows, headers=headers, tablefmt="github")
+    return f"{table}\n\n{note}" if note else table
