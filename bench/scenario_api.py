@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from bench import data as data_module
 from bench.base import Attack, Defense, Metric, Scenario
 from bench.errors import BenchError, check_device
+from bench.finetune import FineTuneRecipe, finetune
 from bench.grid import Cell, PluginSpec
 from bench.identity import InputHasher
 from bench.stats import Estimate
@@ -139,6 +141,11 @@ class CellContext:
                 log.warning("%s; recomputing it", err)
         atomic_save_tensors(path, compute())
         return load_file(path)
+
+    def finetune(self, recipe: FineTuneRecipe, data: dict[str, torch.Tensor | list[str]]) -> Path:
+        """The folder of ``recipe`` fine-tuned on ``data`` with the cell's seed: trained once per run and
+        shared by every cell that asks for the same fine-tune, resumed after a kill (``bench.finetune``)."""
+        return finetune(self.run.folder, recipe, data, self.cell.seed, quiet=self.options.quiet)
 
     def progress(self, iterable, desc: str):
         return tqdm(iterable, desc=desc, leave=False, disable=self.options.quiet)

@@ -5,6 +5,7 @@ undefended baseline of the Robustadv track) or any folder in its layout (``unet/
 ``training_loss`` is the recipe's epsilon-prediction loss (``bench.zoo.train_ddpm``), per image;
 ``sample`` draws with the recipe's DDIM sampler (``steps`` steps, x0 clipped, 8-bit output);
 ``denoise`` noises images to ``strength`` of the schedule and samples them back (SDEdit).
+``DDPMFineTune`` fine-tunes one inside a cell (``bench.finetune``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from bench.assets import sha256_file
 from bench.base import Denoiser, check_unit_interval
 from bench.errors import BenchError
+from bench.finetune import FineTuneConfig, FineTuneRecipe, Training
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,41 @@ class PixelDDPM(Denoiser):
             x = scheduler.step(self.unet(x, t).sample, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
         return ((x.float() + 1) / 2).clamp(0, 1)
 
+
+@dataclass(frozen=True)
+class DDPMFineTuneConfig(FineTuneConfig):
+    model: str = "ddpm-pixel"
+    learning_rate: float = 1e-4
+    clip: float = 1.0
+
+
+class DDPMFineTune(FineTuneRecipe):
+    """A pixel DDPM fine-tuned on ``data["images"]`` (N, 3, H, W) in [0, 1] with its own training loss
+    (Adam, gradient norm clipped): the denoiser track's fine-tunes (e.g. on a corrupted training set)."""
+
+    name = "ddpm"
+    version = "1"
+
+    def base(self) -> dict[str, str]:
+        folder = resolve_denoiser_folder(self.config.model)
+        return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    def setup(self, data: dict[str, torch.Tensor | list[str]]) -> Training:
+        from diffusers import DDIMScheduler
+
+        from bench.zoo.train_ddpm import load_unet, noise_prediction_loss
+
+        folder = resolve_denoiser_folder(self.config.model)
+        images = data["images"].float() * 2 - 1
+        unet = load_unet(folder).train().requires_grad_(True)
+        scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+        optimizer = torch.optim.Adam(unet.parameters(), lr=self.config.learning_rate)
+
+        def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+            return {"loss": noise_prediction_loss(unet, scheduler.alphas_cumprod, images[indices], generator)}
+
+        def save(output: Path) -> None:
+            unet.save_pretrained(output / "unet", safe_serialization=True)
+            scheduler.save_pretrained(output / "scheduler")
+
+        return Training(unet, optimizer, step, len(images), save, clip=self.config.clip)

@@ -128,7 +128,8 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monke
     monkeypatch.setattr(module, "lpips_distance", interrupted)
     with pytest.raises(KeyboardInterrupt):
         module.train_vae(tmp_path / "resumed", config, quiet=True, checkpoint=checkpoint, checkpoint_every=1)
-    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    assert json.loads((checkpoint / "state.json").read_text())["step"] == 2  # safetensors + JSON, no pickle
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["state.json", "state.safetensors"]
     monkeypatch.setattr(module, "lpips_distance", real)
     module.train_vae(tmp_path / "resumed", config, quiet=True, checkpoint=checkpoint, checkpoint_every=1)
     assert not checkpoint.exists()

@@ -62,18 +62,16 @@ def test_every_zoo_model_has_a_quality_bar_and_a_recipe():
 def test_a_debiased_ema_of_constant_weights_is_those_weights():
     import torch
 
-    from bench.zoo.train_ddpm import debias_ema
+    from bench.training import EMA
 
-    model = torch.nn.Linear(3, 2)
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    target = {k: torch.full_like(v, 0.5) for k, v in initial.items()}
-    with torch.no_grad():
-        for _ in range(50):
-            for name, value in model.state_dict().items():
-                value.lerp_(target[name], 1 - 0.9)
-    debias_ema(model, initial, 0.9, 50)
-    for name, value in model.state_dict().items():
-        assert torch.allclose(value, target[name], atol=1e-5)
+    ema = EMA(torch.nn.Linear(3, 2), 0.9, debias=True)
+    target = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(target.weight, 0.5)
+    torch.nn.init.constant_(target.bias, 0.5)
+    for step in range(50):
+        ema.update(target, step)
+    for value in ema.result(50).state_dict().values():
+        assert torch.allclose(value, torch.full_like(value, 0.5), atol=1e-5)
 
 
 

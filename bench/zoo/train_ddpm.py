@@ -17,12 +17,14 @@ that sampler gave FID 252, this one gives the figure in docs/zoo.md. Unclipped D
 
 ``init_from`` continues an earlier run from the UNet in that zoo folder; the optimiser (and its
 warm-up) and the EMA start afresh there, so the saved weights average this leg's iterates only.
+The loop is ``bench.training.TrainingLoop``; ``checkpoint_every`` saves a checkpoint that a killed
+training of the same config resumes from (``bench.training``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 
 from bench.data import load_fashion_mnist
-from bench.zoo.training import ema_update, publish_folder
+from bench.zoo.training import checkpoint_folder, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 DEFAULT_SAMPLING_STEPS = 100
@@ -50,6 +52,7 @@ class DDPMTrainConfig:
     log_every: int = 500
     max_seconds: float = 0.0
     init_from: str = ""
+    checkpoint_every: int = 0
 
 
 def build_unet(config: DDPMTrainConfig):
@@ -65,6 +68,8 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
                      device: str = "cpu") -> dict:
     from diffusers import DDIMScheduler, DDPMScheduler
 
+    from bench.training import EMA, TrainingLoop
+
     torch.manual_seed(config.seed)
     start = time.time()
     train = load_fashion_mnist("train").images.to(device) * 2 - 1
@@ -72,46 +77,35 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
     if config.init_from:
         unet.load_state_dict(load_unet(Path(config.init_from)).state_dict())
     unet.to(device)
-    ema = copy.deepcopy(unet).requires_grad_(False)
-    initial = {k: v.detach().clone() for k, v in ema.state_dict().items()}
-    scheduler = DDPMScheduler(**SCHEDULER_KWARGS)
-    alphas = scheduler.alphas_cumprod.to(device)
+    ema = EMA(unet, config.ema_decay, debias=True)
+    alphas = DDPMScheduler(**SCHEDULER_KWARGS).alphas_cumprod.to(device)
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.learning_rate)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps))
-    generator = torch.Generator().manual_seed(config.seed)
-    curve, window = [], []
-    completed = 0
-    for step in range(config.steps):
-        if config.max_seconds and time.time() - start > config.max_seconds:
-            break
-        completed = step + 1
-        clean = train[torch.randint(0, len(train), (config.batch_size,), generator=generator).to(device)]
-        loss = noise_prediction_loss(unet, alphas, clean, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        warmup.step()
-        ema_update(ema, unet, config.ema_decay)
-        window.append(loss.detach())
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            curve.append([step + 1, round(torch.stack(window).mean().item(), 5)])
-            window = []
-            if not quiet:
-                print(f"ddpm step {step + 1}/{config.steps} loss {curve[-1][1]:.4f} {time.time() - start:.0f}s",
-                      flush=True)
 
-    debias_ema(ema, initial, config.ema_decay, completed)
-    ema.to("cpu")
+    def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": noise_prediction_loss(unet, alphas, train[indices.to(device)], generator)}
+
+    def progress(completed: int, means: list[float], seconds: float) -> None:
+        if not quiet:
+            print(f"ddpm step {completed}/{config.steps} loss {means[0]:.4f} {seconds:.0f}s", flush=True)
+
+    result = TrainingLoop(unet, optimizer, config.steps, config.seed, len(train), config.batch_size, schedule=warmup,
+                          clip=1.0, ema=ema, log_every=config.log_every, max_seconds=config.max_seconds,
+                          started=start, on_log=progress, checkpoint_every=config.checkpoint_every,
+                          checkpoint=checkpoint_folder(output, config) if config.checkpoint_every else None).run(step)
+    average = ema.result(result.steps_completed).to("cpu")
 
     def write(folder: Path) -> None:
-        ema.save_pretrained(folder / "unet", safe_serialization=True)
+        average.save_pretrained(folder / "unet", safe_serialization=True)
         DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(folder / "scheduler")
 
     publish_folder(output, write)
+    if config.checkpoint_every:
+        shutil.rmtree(checkpoint_folder(output, config), ignore_errors=True)
     info = asdict(config)
     info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
-                prediction_type="epsilon", saved_weights="EMA, bias-corrected for its initialisation", loss_curve=curve, device=str(device), steps_completed=completed,
+                prediction_type="epsilon", saved_weights="EMA, bias-corrected for its initialisation",
+                loss_curve=result.curve, device=str(device), steps_completed=result.steps_completed,
                 train_seconds=round(time.time() - start))
     return info
 
@@ -126,17 +120,6 @@ def noise_prediction_loss(unet, alphas_cumprod: torch.Tensor, clean: torch.Tenso
     noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
     error = torch.nn.functional.mse_loss(unet(noisy, timesteps).sample, noise, reduction=reduction)
     return error if reduction == "mean" else error.flatten(1).mean(1)
-
-
-@torch.no_grad()
-def debias_ema(ema: torch.nn.Module, initial: dict[str, torch.Tensor], decay: float, steps: int) -> None:
-    """Remove the initial weights' remaining share decay^steps from an EMA, in place."""
-    weight = decay**steps
-    if weight >= 1:
-        return
-    for name, value in ema.state_dict().items():
-        if value.is_floating_point():
-            value.copy_((value - weight * initial[name].to(value.device)) / (1 - weight))
 
 
 def load_unet(folder: Path):

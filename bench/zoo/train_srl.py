@@ -19,13 +19,15 @@ averaged over the batch, as the paper writes it; MSE is the mean over pixels in 
 ``init_from`` continues an earlier run: the encoder starts from that file's (or folder's)
 ``encoder.*`` / ``quant_conv.*`` weights, while the originality reference and the decoder remain
 ``base``; the optimiser state starts afresh. ``max_seconds`` stops early; ``steps_completed`` says
-where.
+where. The loop is ``bench.training.TrainingLoop``; ``checkpoint_every`` saves a checkpoint that a
+killed training of the same config resumes from (``bench.training``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +36,8 @@ import torch
 
 from bench.data import load_fashion_mnist
 from bench.metrics.lpips import lpips_distance
-from bench.zoo.training import publish_folder
+from bench.training import TrainingLoop
+from bench.zoo.training import checkpoint_folder, publish_folder
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SRLTrainConfig:
     log_every: int = 250
     max_seconds: float = 0.0
     init_from: str = ""
+    checkpoint_every: int = 0
 
 
 class _EncoderUnderTraining:
@@ -110,38 +114,32 @@ def train_srl_vae(output: Path, config: SRLTrainConfig = SRLTrainConfig(), quiet
                                                 "step_size": config.pgd_step_size,
                                                 "lpips_weight": config.lpips_weight, "lpips_net": config.lpips_net}))
     model = _EncoderUnderTraining(vae)
-    generator = torch.Generator().manual_seed(config.seed)
-    curve, window = [], []
-    completed = 0
-    for step in range(config.steps):
-        if config.max_seconds and time.time() - start > config.max_seconds:
-            break
-        completed = step + 1
-        x = train[torch.randint(0, len(train), (config.batch_size,), generator=generator)].to(device)
+
+    def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        x = train[indices].to(device)
         with torch.enable_grad():
             x_adv = attack.perturb(model, x, generator).detach()
         posterior = vae.encode(x * 2 - 1).latent_dist
         with torch.no_grad():
-            from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
             reference = DiagonalGaussianDistribution(original_quant(original(x * 2 - 1)))
         orig = originality_loss(posterior, reference).mean()
         reconstruction = model.decode(model.encode(x_adv))
         mse = (reconstruction - x).pow(2).mean()
         perceptual = lpips_distance(reconstruction, x, config.lpips_net).mean()
         loss = config.alpha * orig + mse + config.lpips_weight * perceptual
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        window.append([loss.item(), orig.item(), mse.item(), perceptual.item()])
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            mean = torch.tensor(window).mean(0).tolist()
-            curve.append([step + 1, *(round(v, 5) for v in mean)])
-            window = []
-            if not quiet:
-                print(f"srl alpha={config.alpha} step {step + 1}/{config.steps} loss {mean[0]:.4f} "
-                      f"orig {mean[1]:.3f} mse {mean[2]:.5f} lpips {mean[3]:.4f} {time.time() - start:.0f}s",
-                      flush=True)
+        return {"loss": loss, "originality": orig, "mse_adv": mse, "lpips_adv": perceptual}
+
+    def progress(completed: int, mean: list[float], seconds: float) -> None:
+        if not quiet:
+            print(f"srl alpha={config.alpha} step {completed}/{config.steps} loss {mean[0]:.4f} "
+                  f"orig {mean[1]:.3f} mse {mean[2]:.5f} lpips {mean[3]:.4f} {seconds:.0f}s", flush=True)
+
+    checkpoint = checkpoint_folder(output, config) if config.checkpoint_every else None
+    result = TrainingLoop(vae, optimizer, config.steps, config.seed, len(train), config.batch_size,
+                          log_every=config.log_every, max_seconds=config.max_seconds, started=start, on_log=progress,
+                          checkpoint=checkpoint, checkpoint_every=config.checkpoint_every).run(step)
 
     vae.eval().to("cpu")
 
@@ -154,7 +152,9 @@ def train_srl_vae(output: Path, config: SRLTrainConfig = SRLTrainConfig(), quiet
 
     publish_folder(output, write)
     info = asdict(config)
-    info.update(loss_curve_columns=["step", "loss", "originality", "mse_adv", "lpips_adv"], loss_curve=curve,
-                steps_completed=completed, trained_parameters=sum(p.numel() for p in trainable), device=str(device),
+    if checkpoint is not None:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    info.update(loss_curve_columns=["step", "loss", "originality", "mse_adv", "lpips_adv"], loss_curve=result.curve,
+                steps_completed=result.steps_completed, trained_parameters=sum(p.numel() for p in trainable), device=str(device),
                 train_seconds=round(time.time() - start))
     return info

@@ -9,14 +9,16 @@ The config's later fields are knobs for the fragility study (``docs/zoo.md``, "F
 ``block_out_channels`` a 64x64 input keeps 4x8x8 latents), ``layers_per_block`` and
 ``colour_augment`` (the probability that an image is given a random linear colour map, background
 to one random RGB colour and full intensity to another: the data is grey). Their defaults are the
-shipped ``vae-kl`` recipe's. ``train_vae(..., checkpoint=PATH)`` saves the model, optimiser and
-batch generator every ``checkpoint_every`` steps and resumes from that file when it exists.
+shipped ``vae-kl`` recipe's. The loop is ``bench.training.TrainingLoop``; ``train_vae(...,
+checkpoint=FOLDER)`` saves the model, optimiser, schedule and batch generator there every
+``checkpoint_every`` steps (safetensors + JSON) and resumes from it when it exists.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from bench.data import load_fashion_mnist
 from bench.metrics.lpips import lpips_distance
+from bench.training import STATE, TrainingLoop
 from bench.zoo.training import publish_folder
 
 log = logging.getLogger(__name__)
@@ -79,14 +82,6 @@ def build_vae(config: VAETrainConfig):
                          norm_num_groups=32, sample_size=config.resolution)
 
 
-def _save_checkpoint(path: Path, step: int, vae, optimizer, schedule, generator, losses: list[float]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                "losses": torch.tensor(losses)}, tmp)
-    tmp.replace(path)
-
-
 def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bool = False,
               checkpoint: Path | None = None, checkpoint_every: int = 50) -> dict:
     torch.manual_seed(config.seed)
@@ -96,34 +91,29 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
     ratio = config.final_learning_rate / config.learning_rate
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
-    generator = torch.Generator().manual_seed(config.seed)
-    start, losses = 0, []
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=True)
-        vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        start, losses = int(state["step"]), state["losses"].tolist()
-        log.info("resuming %s from step %d", checkpoint, start)
-    progress = tqdm(range(start, config.steps), desc="train vae-kl", disable=quiet)
-    for step in progress:
-        batch = train[torch.randint(0, len(train), (config.batch_size,), generator=generator)]
-        batch = colour_augment(resize(batch, config.resolution), config.colour_augment, generator)
+
+    def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        batch = colour_augment(resize(train[indices], config.resolution), config.colour_augment, generator)
         posterior = vae.encode(batch * 2 - 1).latent_dist
         reconstruction = vae.decode(posterior.sample(generator=generator)).sample
         mse = torch.mean((reconstruction - (batch * 2 - 1)) ** 2)
         perceptual = lpips_distance((reconstruction + 1) / 2, batch, config.lpips_net).mean()
-        loss = mse + config.lpips_weight * perceptual + config.kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        progress.set_postfix(mse=f"{mse.item():.4f}", lpips=f"{perceptual.item():.3f}")
-        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
-            _save_checkpoint(Path(checkpoint), step + 1, vae, optimizer, schedule, generator, losses)
+        return {"loss": mse + config.lpips_weight * perceptual + config.kl_weight * posterior.kl().mean(),
+                "mse": mse, "lpips": perceptual}
+
+    progress = tqdm(total=config.steps, desc="train vae-kl", disable=quiet)
+
+    def advance(completed: int, means: list[float], seconds: float) -> None:
+        progress.update(completed - progress.n)
+        progress.set_postfix(mse=f"{means[1]:.4f}", lpips=f"{means[2]:.3f}")
+
+    if checkpoint is not None and (Path(checkpoint) / STATE).exists():
+        log.info("resuming %s", checkpoint)
+    result = TrainingLoop(vae, optimizer, config.steps, config.seed, len(train), config.batch_size, schedule=schedule,
+                          clip=1.0, log_every=1, digits=8, checkpoint=None if checkpoint is None else Path(checkpoint),
+                          checkpoint_every=checkpoint_every, on_log=advance).run(step)
+    progress.close()
+    losses = [row[1] for row in result.curve]
 
     vae.eval()
     with torch.no_grad():
@@ -137,5 +127,5 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
         info["loss_per_50_steps"] = [round(sum(losses[i:i + 50]) / len(losses[i:i + 50]), 4)
                                      for i in range(0, len(losses), 50)]
     if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return info

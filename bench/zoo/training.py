@@ -1,11 +1,15 @@
-"""Pieces every zoo training shares: the weight EMA and swapping a finished model folder into place."""
+"""Pieces every zoo training shares: the weight EMA, swapping a finished model folder into place, and
+where a recipe keeps its resumable checkpoint (the loop itself is ``bench.training``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,3 +36,12 @@ def publish_folder(output: Path, write: Callable[[Path], None]) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def checkpoint_folder(output: Path, config) -> Path:
+    """Where a training of ``config`` into ``output`` keeps its checkpoint (in the suite's cache): keyed
+    by the output folder and the whole config, so only the same training resumes from it."""
+    from bench.assets import cache_dir
+
+    key = json.dumps([str(Path(output).resolve()), asdict(config)], sort_keys=True, default=list)
+    return cache_dir() / "zoo-checkpoints" / f"{Path(output).name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
