@@ -110,6 +110,9 @@ class Model(Plugin):
         """Files this model loaded, mapped to their sha256, for provenance."""
         return {}
 
+    def check_images(self, images: torch.Tensor) -> None:
+        """Refuse, before a run writes anything, images this model cannot take (``BenchError``)."""
+
     def attack_view(self) -> Model:
         return self
 

@@ -74,11 +74,11 @@ class Runner:
     def _context(self, cell: Cell) -> CellContext:
         device = self.options.torch_device
         metrics = {metric_label(m): m.build(METRICS).prepare(device) for m in cell.metrics}
-        if cell.transfer_source is not None:
-            self._defense(cell.transfer_source)
         scenario = cell.scenario.build(SCENARIOS).prepare(device)
         images = self._images(cell.data)
         scenario.check_data(images)
+        for spec in filter(None, (cell.defense, cell.transfer_source)):
+            self._defense(spec).check_images(images.images)
         return CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
                            cell.attack.build(ATTACKS).prepare(device), metrics, images,
                            self.options, scenario, self._defense, self.hasher)

@@ -43,6 +43,9 @@ class Purifier(Defense):
         self.inner.to(device, dtype)
         return self
 
+    def check_images(self, images: torch.Tensor) -> None:
+        self.inner.check_images(images)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.inner.encode(self.purify(images))
 

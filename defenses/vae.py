@@ -112,11 +112,14 @@ class AutoencoderKLDefense(Defense):
     def scaling_factor(self) -> float:
         return float(self.vae.config.scaling_factor)
 
-    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def check_images(self, images: torch.Tensor) -> None:
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         if images.shape[-1] % factor or images.shape[-2] % factor:
             raise BenchError(f"{self.config.model} downsamples by {factor}, so image sides must be multiples of "
                              f"{factor}; the images are {images.shape[-1]}x{images.shape[-2]}: resize or crop them")
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        self.check_images(images)
         posterior = self.vae.encode((images * 2 - 1).to(self.device, self.dtype)).latent_dist
         if self.config.latent == "sample":
             return posterior.sample(generator=generator)

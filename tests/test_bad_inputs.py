@@ -333,16 +333,15 @@ def test_an_empty_tensor_file_is_refused(tmp_path, capsys):
 
 
 def test_sides_the_autoencoder_cannot_downsample_are_refused(tmp_path, capsys):
-    """vae-kl downsamples by 4: 36x34 would decode to 36x36 and fail inside a metric. The defense sees
-    the images only once the run has started, so this one is refused after run.json is written."""
+    """vae-kl downsamples by 4: 36x34 would decode to 36x36 and fail inside a metric; refused before
+    the run folder is created."""
     folder = tmp_path / "images"
     folder.mkdir()
     for i in range(2):
         Image.new("RGB", (36, 34), (10 * i, 20, 30)).save(folder / f"{i}.png")
     grid = write_grid(tmp_path, data={"dataset": "folder", "path": str(folder), "n": 2})
     code, lines = bench(capsys, "run", str(grid), "--out", str(tmp_path / "run"))
-    assert_refused(code, lines, "vae-kl downsamples by 4, so image sides must be multiples of 4")
-    assert not list((tmp_path / "run").glob("cells/*/summary.json"))
+    assert_refused(code, lines, "vae-kl downsamples by 4, so image sides must be multiples of 4", tmp_path / "run")
 
 
 # --- model folders: a local folder gets a hint about its layout, never a download command ------------------
