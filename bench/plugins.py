@@ -22,6 +22,10 @@ ATTACKS.register("mist", "attacks.mist:Mist", "MIST: textural + semantic (AdvDM)
 ATTACKS.register("glaze-like", "attacks.glaze_like:GlazeLike",
                  "open Glaze approximation: latent pulled to a style-shifted target under an LPIPS penalty")
 ATTACKS.register("typo", "attacks.typo:Typo", "prompts: seeded character substitutions (control; rate / edits)")
+ATTACKS.register("typos", "attacks.typos:Typos",
+                 "prompts: seeded typos (swap/delete/insert/substitute/duplicate/case) on content words; edits / rate")
+ATTACKS.register("typos-adaptive", "attacks.typos_adaptive:AdaptiveTypos",
+                 "prompts: typos chosen by greedy/beam search maximising the MiniLM token-state shift")
 ATTACKS.register("dirty-label", "attacks.dirty_label:DirtyLabel",
                  "training data: target-class images captioned as the source class (control; count / ratio)")
 
