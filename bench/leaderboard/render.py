@@ -277,7 +277,7 @@ def render_html(ranked_by_track: dict[str, list[Ranked]]) -> str:
         how, explained = track_intro(track)
         body += [f'<section id="track-{html.escape(name)}">', f"<h2>{html.escape(name)}</h2>",
                  f"<p>{html.escape(track.title)} (scenario <code>{html.escape(track.scenario)}</code>).</p>",
-                 f"<p>{html.escape(how)} {html.escape(explained)}.</p>"]
+                 f"<p>{html.escape(how)} {html.escape(explained)}</p>"]
         if not ranked:
             body.append(f"<p><em>No entries yet; add one with <code>bench submit RUN_DIR --track "
                         f"{html.escape(name)}</code>.</em></p>")
