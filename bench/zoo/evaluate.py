@@ -4,6 +4,9 @@
 - ``clip-proxy``: zero-shot accuracy on the test split (bar: 85%);
 - ``ldm-t2i``: the fraction of generations for "a photo of a {class}" that ``clip-proxy`` assigns to
   that class (bar: 80%), and generation FID / KID against test images;
+- ``ldm-t2i-v2``: the same accuracy for captions drawn from its training templates and names (bar:
+  90%), and separately for held-out captions (bar: 80%), split into held-out templates, held-out
+  names, and both; FID / KID of the training-caption generations;
 - ``ddpm-pixel``: sample FID / KID against test images, and the class mix of the samples by
   ``clip-proxy`` (a mode-coverage check).
 """
@@ -107,9 +110,55 @@ def evaluate_unconditional(name: str, n: int = 500, batch_size: int = 250) -> di
             "class_mix_by_clip_proxy": {c: round(float(f), 4) for c, f in zip(FASHION_MNIST_CLASSES, mix, strict=True)}}
 
 
+def _held_out_captions(labels: torch.Tensor) -> tuple[list[str], list[str]]:
+    """Generation i's caption from held-out split i mod 3 (templates, names, both), seed 0."""
+    from bench.zoo.captions import draw_captions
+
+    splits = ("held_out_templates", "held_out_names", "held_out_both")
+    drawn = {split: draw_captions(labels, split, seed=0) for split in splits}
+    which = [splits[i % len(splits)] for i in range(len(labels))]
+    return [drawn[split][i] for i, split in enumerate(which)], which
+
+
+def evaluate_caption_splits(name: str, n: int = 200, batch_size: int = 50) -> dict[str, Any]:
+    """n/10 generations per class with captions drawn (seed 0) from the training templates and names,
+    and as many from the held-out ones (a third each: held-out templates with training names,
+    held-out names with training templates, both held out); each classified by clip-proxy. FID / KID
+    of the training-caption generations against n test images."""
+    import numpy as np
+
+    from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, generate, load_t2i_pipeline
+    from bench.zoo.captions import draw_captions
+
+    per_class = max(1, n // len(FASHION_MNIST_CLASSES))
+    labels = torch.arange(len(FASHION_MNIST_CLASSES)).repeat_interleave(per_class)
+    pipe = load_t2i_pipeline(name)
+    result: dict[str, Any] = {"model": name, "generations_per_split": len(labels), "steps": DEFAULT_STEPS,
+                              "guidance": DEFAULT_GUIDANCE, "caption_seed": 0}
+    held_out, which = _held_out_captions(labels)
+    for split, captions in (("train", draw_captions(labels, "train", seed=0)), ("held_out", held_out)):
+        generated = torch.cat([generate(pipe, captions[start:start + batch_size], seed=index) for index, start
+                               in enumerate(range(0, len(captions), batch_size))])
+        generated = (generated * 255).round() / 255
+        correct = _classified(generated, labels).numpy()
+        result[f"clip_proxy_accuracy_{split}"] = mean_interval(correct).as_dict()
+        result[f"clip_proxy_accuracy_{split}_per_class"] = {
+            c: float(correct[(labels == i).numpy()].mean()) for i, c in enumerate(FASHION_MNIST_CLASSES)}
+        if split == "held_out":
+            for part in sorted(set(which)):
+                result[f"clip_proxy_accuracy_{part}"] = mean_interval(correct[np.array(which) == part]).as_dict()
+        else:
+            real = load_fashion_mnist("test", len(labels))
+            result["clip_proxy_accuracy_on_test_images"] = mean_interval(
+                _classified(real.images, real.labels).numpy()).as_dict()
+            result.update(_fid_kid(generated, real.images))
+    return result
+
+
 EVALUATORS = {"vae-kl": evaluate_autoencoder, "srl-vae": evaluate_autoencoder, "srl-vae-a0.1": evaluate_autoencoder,
               "srl-vae-a0.001": evaluate_autoencoder, "clip-proxy": evaluate_clip_proxy,
-              "ldm-t2i": evaluate_text_to_image, "ddpm-pixel": evaluate_unconditional}
+              "ldm-t2i": evaluate_text_to_image, "ldm-t2i-v2": evaluate_caption_splits,
+              "ddpm-pixel": evaluate_unconditional}
 
 
 def evaluate(name: str, n: int | None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``bench zoo show NAME``: a labelled PNG grid of a zoo model's samples, one row per class.
 
-- ``ldm-t2i``: generations for "a photo of a {class}";
+- ``ldm-t2i``, ``ldm-t2i-v2``: generations for "a photo of a {class}";
 - ``ddpm-pixel``: unconditional samples, grouped by the class clip-proxy assigns them;
 - autoencoders: test images of each class next to their reconstructions;
 - ``clip-proxy``: test images grouped by the class it predicts (mistakes included).
@@ -51,7 +51,7 @@ def show(name: str, out_png: str | Path, per_class: int = 8) -> Path:
     if entry is None:
         raise BenchError(f"{name!r} is not in the model zoo; see `bench zoo ls`")
     kind = entry.get("class", "")
-    if name == "ldm-t2i":
+    if name in ("ldm-t2i", "ldm-t2i-v2"):
         from bench.t2i import generate, load_t2i_pipeline
 
         pipe = load_t2i_pipeline(name)

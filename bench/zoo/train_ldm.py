@@ -7,12 +7,20 @@ works, and an EMA of the weights, which is what gets saved. The VAE and the text
 since the captions are only "a photo of a {class}" and "", their 11 token-state tensors and the
 train-split latents are computed once (of the first ``train_images`` of the split's seeded order, to
 fit a 2-core CPU budget), so a step costs only the UNet.
+
+``ldm-t2i-v2`` turns on three fields whose defaults keep the ``ldm-t2i`` recipe bit for bit:
+``captions="varied"`` draws each example's caption (every step, from the training generator) among
+``bench.zoo.captions``' training captions of its class, whose token states are again computed once;
+``ema_warmup`` applies diffusers' ``EMAModel`` decay warm-up ``min(decay, (1 + t) / (10 + t))``, so
+the saved EMA no longer holds a share of the random initialisation (``decay ** steps``, 8% for
+``ldm-t2i``); ``checkpoint_every`` saves a resumable checkpoint (``bench.zoo.checkpoint``) that a
+restarted training of the same config continues from. The loop is ``bench.training.TrainingLoop``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +28,10 @@ from pathlib import Path
 import torch
 
 from bench.data import FASHION_MNIST_CLASSES, caption, load_fashion_mnist
-from bench.zoo.training import ema_update, publish_folder
+from bench.errors import BenchError
+from bench.training import EMA, TrainingLoop
+from bench.zoo.checkpoint import STATE, checkpoint_dir
+from bench.zoo.training import publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                     "beta_schedule": "scaled_linear"}
@@ -41,6 +52,12 @@ class LDMTrainConfig:
     block_out_channels: tuple[int, ...] = (32, 64)
     attention_heads: int = 4
     log_every: int = 250
+    captions: str = "class"
+    ema_warmup: bool = False
+    checkpoint_every: int = 0
+
+
+LDM_T2I_V2 = LDMTrainConfig(steps=2000, train_images=55000, captions="varied", ema_warmup=True, checkpoint_every=250)
 
 
 def build_unet(config: LDMTrainConfig):
@@ -66,28 +83,53 @@ def encode_latents(images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     return torch.cat(means) * float(vae.config.scaling_factor)
 
 
-def caption_states() -> torch.Tensor:
-    """(11, 16, 384): the token states of the 10 class captions, then of the empty caption."""
+def caption_states(captions: str = "class") -> torch.Tensor:
+    """The token states (K + 1, 16, 384) of the K training captions, then of the empty caption: the
+    10 class captions, or (``"varied"``) every caption of ``bench.zoo.captions.training_captions``."""
     from bench.text_encoder import token_states
+    from bench.zoo.captions import training_captions
 
-    return token_states([caption(c) for c in range(len(FASHION_MNIST_CLASSES))] + [""])
+    texts = training_captions() if captions == "varied" else [caption(c) for c in range(len(FASHION_MNIST_CLASSES))]
+    texts.append("")
+    return torch.cat([token_states(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+
+
+def _latents(config: LDMTrainConfig, checkpoints: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded train latents and labels, kept beside the checkpoint (when checkpointing) for a resume."""
+    from safetensors.torch import load_file, save_file
+
+    cached = checkpoints / "latents.safetensors"
+    if config.checkpoint_every and cached.exists():
+        tensors = load_file(str(cached))
+        return tensors["latents"].clone(), tensors["labels"].clone()
+    train = load_fashion_mnist("train", config.train_images)
+    latents = encode_latents(train.images)
+    if config.checkpoint_every:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        save_file({"latents": latents.contiguous(), "labels": train.labels.contiguous()}, str(cached) + ".tmp")
+        Path(str(cached) + ".tmp").rename(cached)
+    return latents, train.labels
 
 
 def train_ldm_t2i(output: Path, config: LDMTrainConfig = LDMTrainConfig(), quiet: bool = False) -> dict:
     from diffusers import DDIMScheduler, DDPMScheduler
 
+    from bench.zoo.captions import draw_training_index
+
+    if config.captions not in ("class", "varied"):
+        raise BenchError(f"ldm training: captions={config.captions!r} is unknown; use 'class' or 'varied'")
     torch.manual_seed(config.seed)
     start = time.time()
-    train = load_fashion_mnist("train", config.train_images)
-    latents, labels = encode_latents(train.images), train.labels
-    states = caption_states()
+    checkpoints = checkpoint_dir(output, config)
+    latents, labels = _latents(config, checkpoints)
+    states = caption_states(config.captions)
     encode_seconds = time.time() - start
     if not quiet:
         print(f"encoded {len(latents)} latents in {encode_seconds:.0f}s", flush=True)
     unconditional = len(states) - 1
 
     unet = build_unet(config)
-    ema = copy.deepcopy(unet).requires_grad_(False)
+    ema = EMA(unet, config.ema_decay, warmup=config.ema_warmup)
     noise_scheduler = DDPMScheduler(**SCHEDULER_KWARGS)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-2)
     ratio = config.final_learning_rate / config.learning_rate
@@ -99,39 +141,40 @@ def train_ldm_t2i(output: Path, config: LDMTrainConfig = LDMTrainConfig(), quiet
         return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    generator = torch.Generator().manual_seed(config.seed)
-    curve, window = [], []
-    for step in range(config.steps):
-        index = torch.randint(0, len(latents), (config.batch_size,), generator=generator)
+
+    def step(index: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         clean = latents[index]
         dropped = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
-        context = states[torch.where(dropped, unconditional, labels[index])]
+        captioned = draw_training_index(labels[index], generator) if config.captions == "varied" else labels[index]
+        context = states[torch.where(dropped, unconditional, captioned)]
         noise = torch.randn(clean.shape, generator=generator)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch_size,),
                                   generator=generator)
         noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-        loss = torch.nn.functional.mse_loss(unet(noisy, timesteps, context).sample, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        ema_update(ema, unet, config.ema_decay)
-        window.append(loss.item())
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            curve.append([step + 1, round(sum(window) / len(window), 4)])
-            window = []
-            if not quiet:
-                print(f"step {step + 1}/{config.steps} loss {curve[-1][1]:.4f} "
-                      f"{time.time() - start:.0f}s", flush=True)
+        return {"loss": torch.nn.functional.mse_loss(unet(noisy, timesteps, context).sample, noise)}
+
+    def progress(completed: int, means: list[float], seconds: float) -> None:
+        if not quiet:
+            print(f"step {completed}/{config.steps} loss {means[0]:.4f} {seconds:.0f}s", flush=True)
+
+    latest = checkpoints / "latest" if config.checkpoint_every else None
+    if latest is not None and (latest / STATE).exists() and not quiet:
+        print(f"resuming from {checkpoints}", flush=True)
+    result = TrainingLoop(unet, optimizer, config.steps, config.seed, len(latents), config.batch_size,
+                          schedule=schedule, clip=1.0, ema=ema, log_every=config.log_every, digits=4,
+                          checkpoint=latest, checkpoint_every=config.checkpoint_every, started=start,
+                          on_log=progress, name="unet").run(step)
+    average = ema.result(result.steps_completed)
 
     def write(folder: Path) -> None:
-        ema.save_pretrained(folder / "unet", safe_serialization=True)
+        average.save_pretrained(folder / "unet", safe_serialization=True)
         DDIMScheduler(**DDIM_KWARGS).save_pretrained(folder / "scheduler")
 
     publish_folder(output, write)
+    if config.checkpoint_every:
+        shutil.rmtree(checkpoints, ignore_errors=True)
     info = asdict(config)
     info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
                 prediction_type="epsilon", saved_weights="ema", latent_encode_seconds=round(encode_seconds),
-                loss_curve=curve)
+                step_seconds=round(result.seconds), loss_curve=result.curve)
     return info
