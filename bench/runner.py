@@ -20,11 +20,11 @@ from bench.claims import DEFAULT_STALE_AFTER, CellClaim
 from bench.columns import LOWER_IS_BETTER_COLUMNS, RECORD_ONLY_COLUMNS, metric_base
 from bench.errors import BenchError
 from bench.grid import Cell, PluginSpec, load_grid
-from bench.shards import Shard
 from bench.identity import InputHasher
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 from bench.provenance import provenance
 from bench.scenario_api import CellContext, RunOptions, ScenarioResult
+from bench.shards import Shard
 from bench.stats import mean_interval
 from bench.store import (
     CellStore,

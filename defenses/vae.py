@@ -38,9 +38,9 @@ def resolve_model_folder(model: str, subfolder: str = "") -> tuple[Path | str, b
     from bench import zoo
 
     if zoo.is_zoo_model(model):
-        if not subfolder and zoo.manifest()[model]["class"] != AUTOENCODER_CLASS:
+        if not subfolder and zoo.manifest()[model].get("class", AUTOENCODER_CLASS) != AUTOENCODER_CLASS:
             autoencoders = ", ".join(name for name, entry in zoo.manifest().items()
-                                     if entry["class"] == AUTOENCODER_CLASS)
+                                     if entry.get("class") == AUTOENCODER_CLASS)
             raise BenchError(f"zoo model {model!r} is a {zoo.manifest()[model]['class']}, not an autoencoder; "
                              f"use one of the zoo's autoencoders: {autoencoders}")
         return zoo.model_dir(model), True

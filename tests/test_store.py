@@ -14,11 +14,11 @@ import torch
 import yaml
 from PIL import Image
 
+from bench import store as store_module
 from bench.cli import main
 from bench.errors import BenchError
 from bench.grid import load_grid
 from bench.runner import Runner, RunOptions
-from bench import store as store_module
 from bench.shards import Shard
 from bench.store import RunStore
 
