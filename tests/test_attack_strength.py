@@ -32,10 +32,17 @@ def strength(name, tiny_defense, tiny_editor, images) -> float:
     return float(gain.double().mean())
 
 
+CPU_SPREAD = {"pgd-encoder": 0.15}
+"""Attacks whose pinned value depends on the CPU beyond 2%: pgd-encoder's LPIPS-VGG gradients on the
+tiny VAE are near zero in many pixels, so their signs flip with the rounding of the CPU's kernels.
+Measured: 0.0445 (pinned, an earlier session's machine), 0.0469 and 0.0493 on an AMD EPYC with 1 and
+2 threads. A flipped step sign or a changed step size moves it further than that."""
+
+
 @pytest.mark.parametrize("name", ATTACK_NAMES)
 def test_attack_strength_is_pinned(name, tiny_defense, tiny_editor, images):
     expected = json.loads(REFERENCE.read_text())[name]
-    assert strength(name, tiny_defense, tiny_editor, images) == pytest.approx(expected, rel=0.02)
+    assert strength(name, tiny_defense, tiny_editor, images) == pytest.approx(expected, rel=CPU_SPREAD.get(name, 0.02))
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
