@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from bench.zoo import captions, train_ldm
-from bench.zoo.checkpoint import checkpoint_dir
+from bench.zoo.training import checkpoint_folder
 
 TINY = {"steps": 6, "batch_size": 4, "train_images": 8, "log_every": 1, "warmup_steps": 1,
         "block_out_channels": (32, 32)}
@@ -94,7 +94,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(bench.training, "save_checkpoint", killed_after_second_save)
     with pytest.raises(KeyboardInterrupt):
         train_ldm.train_ldm_t2i(tmp_path / "b", config, quiet=True)
-    folder = checkpoint_dir(tmp_path / "b", config)
+    folder = checkpoint_folder(tmp_path / "b", config)
     assert json.loads((folder / "latest" / "state.json").read_text())["step"] == 4
     assert not any(p.suffix in {".pt", ".pth", ".bin", ".ckpt", ".pkl"} for p in folder.rglob("*"))
     monkeypatch.setattr(bench.training, "save_checkpoint", original)

@@ -13,7 +13,7 @@ fit a 2-core CPU budget), so a step costs only the UNet.
 ``bench.zoo.captions``' training captions of its class, whose token states are again computed once;
 ``ema_warmup`` applies diffusers' ``EMAModel`` decay warm-up ``min(decay, (1 + t) / (10 + t))``, so
 the saved EMA no longer holds a share of the random initialisation (``decay ** steps``, 8% for
-``ldm-t2i``); ``checkpoint_every`` saves a resumable checkpoint (``bench.zoo.checkpoint``) that a
+``ldm-t2i``); ``checkpoint_every`` saves a resumable checkpoint (``bench.training``) that a
 restarted training of the same config continues from. The loop is ``bench.training.TrainingLoop``.
 """
 
@@ -29,9 +29,8 @@ import torch
 
 from bench.data import FASHION_MNIST_CLASSES, caption, load_fashion_mnist
 from bench.errors import BenchError
-from bench.training import EMA, TrainingLoop
-from bench.zoo.checkpoint import STATE, checkpoint_dir
-from bench.zoo.training import publish_folder
+from bench.training import EMA, STATE, TrainingLoop
+from bench.zoo.training import checkpoint_folder, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                     "beta_schedule": "scaled_linear"}
@@ -120,7 +119,7 @@ def train_ldm_t2i(output: Path, config: LDMTrainConfig = LDMTrainConfig(), quiet
         raise BenchError(f"ldm training: captions={config.captions!r} is unknown; use 'class' or 'varied'")
     torch.manual_seed(config.seed)
     start = time.time()
-    checkpoints = checkpoint_dir(output, config)
+    checkpoints = checkpoint_folder(output, config)
     latents, labels = _latents(config, checkpoints)
     states = caption_states(config.captions)
     encode_seconds = time.time() - start
