@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.base import Poison, PoisonConfig, PoisoningAttack
+from bench.base import Model, Poison, PoisonConfig, PoisoningAttack
 from bench.errors import BenchError
 
 
@@ -26,7 +26,7 @@ class DirtyLabel(PoisoningAttack):
     Config = DirtyLabelConfig
 
     def poison(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor,
-               generator: torch.Generator) -> Poison:
+               generator: torch.Generator, model: Model | None = None) -> Poison:
         source, target = self.config.source, self.config.target
         source_captions = [c for c, label in zip(captions, labels.tolist(), strict=True) if label == source]
         candidates = torch.nonzero(labels == target).flatten()

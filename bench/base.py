@@ -331,8 +331,11 @@ class Poison:
 
 
 class PoisoningAttack(Attack):
-    """Poisons a training set: ``poison(images, captions, labels, generator) -> Poison``, the pairs to
-    substitute for the clean ones at ``indices``; seeded."""
+    """Poisons a training set: ``poison(images, captions, labels, generator, model) -> Poison``, the pairs
+    to substitute for the clean ones at ``indices``; seeded. A model-free poison (``uses_model`` False,
+    dirty labels) gets ``model=None``; one that optimises its images against the model under attack
+    (Nightshade) sets ``uses_model`` and is handed the model of the kind ``differentiates()`` names
+    (e.g. a ``LatentTextToImage``: its autoencoder's ``encode`` and its ``generate``)."""
 
     surface: ClassVar[str] = "training-data"
     budgets: ClassVar[tuple[str, ...]] = ("count", "ratio")
@@ -340,12 +343,17 @@ class PoisoningAttack(Attack):
     uses_model: ClassVar[bool] = False
 
     def poison(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor,
-               generator: torch.Generator) -> Poison:
+               generator: torch.Generator, model: Model | None = None) -> Poison:
         raise NotImplementedError
 
-    def __call__(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor, seed: int) -> Poison:
+    def __call__(self, images: torch.Tensor, captions: list[str], labels: torch.Tensor, seed: int,
+                 model: Model | None = None) -> Poison:
+        if self.uses_model and model is None:
+            raise BenchError(f"{self.name}: this poison is optimised against the model under attack, and none was "
+                             f"handed to it; run it in a scenario that hands it the {self.differentiates()} model "
+                             "(e.g. poisoning)")
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        poison = self.poison(images, list(captions), labels, generator)
+        poison = self.poison(images, list(captions), labels, generator, model)
         if len(poison.indices) != len(poison.images) or len(poison.images) != len(poison.captions):
             raise ValueError(f"{self.name}: a Poison needs as many images and captions as indices")
         if self.config.eps < 1 and len(poison.indices):
@@ -420,6 +428,10 @@ class Scenario(Plugin):
 
     def check_data(self, images: Any) -> None:
         """Refuse, before anything is written, an image set the scenario cannot evaluate."""
+
+    def check_cell(self, context: Any) -> None:
+        """Refuse, before anything is written, a cell the scenario cannot evaluate (e.g. an attack budget
+        its data cannot meet); ``BenchError``."""
 
     def attack_model(self, context: Any, defense: Model) -> Model:
         """What an attack targeting ``defense`` is handed (white-box), of the kind it differentiates."""

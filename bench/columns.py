@@ -8,7 +8,13 @@ from __future__ import annotations
 
 SCENARIO_QUANTITIES: dict[str, bool] = {"linf": False, "latent_shift": False, "lpips_input": False,
                                         "attack_objective": False, "prompt_edits": False,
-                                        "prompt_edit_rate": False, "poisoned": False}
+                                        "prompt_edit_rate": False, "poisoned": False,
+                                        **{f"{prefix}{column}": higher for prefix in ("", "reference_")
+                                           for column, higher in (("attack_success", False), ("not_source", False),
+                                                                  ("is_target", False), ("source_similarity", True),
+                                                                  ("collateral_accuracy", True),
+                                                                  ("collateral_fid", False), ("fid", False))},
+                                        "poison_latent_closed": False}
 """Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUANTITIES.items() if not higher)

@@ -28,6 +28,8 @@ ATTACKS.register("typos-adaptive", "attacks.typos_adaptive:AdaptiveTypos",
                  "prompts: typos chosen by greedy/beam search maximising the MiniLM token-state shift")
 ATTACKS.register("dirty-label", "attacks.dirty_label:DirtyLabel",
                  "training data: target-class images captioned as the source class (control; count / ratio)")
+ATTACKS.register("nightshade", "attacks.nightshade:Nightshade",
+                 "training data: Nightshade (release opt.py): source images pulled to an anchor's latent; count / eps")
 
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
@@ -66,6 +68,8 @@ SCENARIOS.register("reconstruction", "bench.scenarios.reconstruction:Reconstruct
                    "attacked images through the autoencoder: fidelity to x and to D(E(x)), latent shift")
 SCENARIOS.register("img2img-edit", "bench.scenarios.img2img_edit:Img2ImgEdit",
                    "clean and protected images edited alike (SD img2img, strength 0.5): do the edits differ?")
+SCENARIOS.register("poisoning", "bench.scenarios.poisoning:Poisoning",
+                   "text-to-image fine-tuned on clean + poisoned pairs through the defense's autoencoder: attack success")
 SCENARIOS.register("toy", "bench.scenarios.toy:ToyClassifier",
                    "every attack surface through a nearest-class-mean classifier (plumbing checks, not a benchmark)")
 

@@ -79,9 +79,11 @@ class Runner:
         scenario.check_data(images)
         for spec in filter(None, (cell.defense, cell.transfer_source)):
             self._defense(spec).check_images(images.images)
-        return CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
-                           cell.attack.build(ATTACKS).prepare(device), metrics, images,
-                           self.options, scenario, self._defense, self.hasher)
+        context = CellContext(cell, self.run.cell(cell.key), self.run, self._defense(cell.defense),
+                              cell.attack.build(ATTACKS).prepare(device), metrics, images,
+                              self.options, scenario, self._defense, self.hasher)
+        scenario.check_cell(context)
+        return context
 
     def run_grid(self, grid_path: str | Path, shard: Shard | None = None,
                  only: Collection[str] | None = None) -> list[dict[str, Any]]:
