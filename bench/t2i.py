@@ -12,6 +12,7 @@ for a seed.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
 DEFAULT_STRENGTH = 0.5
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
+FINETUNED = "finetuned.json"  # marks a folder bench.ldm_finetune wrote: a fine-tuned UNet on a base model
 
 
 def _pipeline_class(kind: str):
@@ -95,12 +97,17 @@ def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickl
 def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device: str | torch.device = "cpu",
                       dtype: torch.dtype = torch.float32, trust_pickle: bool = False):
     """A diffusers ``StableDiffusionPipeline`` (``kind="txt2img"``) or ``StableDiffusionImg2ImgPipeline``
-    with a DDIM scheduler, no safety checker, frozen, its progress bar off."""
+    with a DDIM scheduler, no safety checker, frozen, its progress bar off. ``model`` may also be a
+    folder ``bench.ldm_finetune`` wrote (a fine-tuned UNet on a base model)."""
     from diffusers import DDIMScheduler
 
     pipeline_class = _pipeline_class(kind)
-    if model in EMBEDDED_MODELS:
-        pipe = pipeline_class(**_embedded_components(model), safety_checker=None, feature_extractor=None,
+    if model in EMBEDDED_MODELS or is_finetuned_folder(model):
+        components = (_embedded_components(model) if model in EMBEDDED_MODELS
+                      else load_finetuned_components(Path(model).expanduser())[1])
+        components = {k: v for k, v in components.items() if k in ("vae", "text_encoder", "tokenizer", "unet",
+                                                                     "scheduler")}
+        pipe = pipeline_class(**components, safety_checker=None, feature_extractor=None,
                               requires_safety_checker=False)
     else:
         pipe = _load_pretrained(model, pipeline_class, dtype, trust_pickle)
@@ -111,6 +118,48 @@ def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(torch.device(device))
     return pipe if pipe.unet.dtype == dtype else pipe.to(dtype=dtype)
+
+
+def model_folders(model: str) -> list[Path]:
+    from bench import zoo
+
+    if model in EMBEDDED_MODELS:
+        return [zoo.model_dir(model)]
+    local = Path(model).expanduser()
+    return [local] if local.exists() else []
+
+
+def load_finetuned_components(folder: Path) -> tuple[str, dict]:
+    """The base pipeline's name and components with the fine-tuned UNet and the recorded autoencoder."""
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+
+    from defenses.vae import load_autoencoder
+
+    record = json.loads((folder / FINETUNED).read_text())
+    base = load_t2i_pipeline(record["base"])
+    components = dict(base.components)
+    components["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
+    components["scheduler"] = DDIMScheduler.from_pretrained(folder / "scheduler")
+    if record.get("autoencoder"):
+        components["vae"], _ = load_autoencoder(record["autoencoder"])
+    return record["base"], components
+
+
+def is_finetuned_folder(model: str) -> bool:
+    return (Path(model).expanduser() / FINETUNED).is_file()
+
+
+def finetuned_weight_folders(folder: Path) -> list[Path]:
+    """The folders whose weights make up a fine-tuned model: its own, its base's and its autoencoder's."""
+    from defenses.vae import resolve_model_folder
+
+    record = json.loads((folder / FINETUNED).read_text())
+    folders = [folder, *model_folders(record["base"])]
+    autoencoder = record.get("autoencoder") or ("vae-kl" if record["base"] in EMBEDDED_MODELS else "")
+    if autoencoder:
+        source, local = resolve_model_folder(autoencoder, "")
+        folders += [Path(source)] if local else []
+    return folders
 
 
 def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:

@@ -13,7 +13,7 @@ import torch
 
 from bench.assets import sha256_file
 from bench.base import TextToImage, check_unit_interval
-from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, EMBEDDED_MODEL
+from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, EMBEDDED_MODEL, EMBEDDED_MODELS
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,12 @@ class StableDiffusionModel(TextToImage):
 
     def weights(self) -> dict[str, str]:
         from bench import zoo
+        from bench.t2i import finetuned_weight_folders, is_finetuned_folder
 
-        if self.config.pipeline == EMBEDDED_MODEL:
-            folders = [zoo.model_dir(EMBEDDED_MODEL), zoo.model_dir("vae-kl")]
+        if self.config.pipeline in EMBEDDED_MODELS:
+            folders = [zoo.model_dir(self.config.pipeline), zoo.model_dir("vae-kl")]
+        elif is_finetuned_folder(self.config.pipeline):
+            folders = finetuned_weight_folders(Path(self.config.pipeline).expanduser())
         else:
             folders = [Path(self.config.pipeline).expanduser()] if Path(self.config.pipeline).expanduser().exists() else []
         return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*.safetensors"))}

@@ -1,0 +1,90 @@
+"""The text-to-image fine-tune (poisoning, AELIF): it trains the UNet through the suite's cached loop,
+the folder it writes loads as a pipeline that generates deterministically, the autoencoder it names
+is the one that encodes the training images, and its token-state hook sees every batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench.errors import BenchError
+from bench.finetune import finetune
+from bench.ldm_finetune import LDMFineTune, LDMFineTuneConfig
+from bench.t2i import FINETUNED, generate, is_finetuned_folder, load_t2i_pipeline
+
+
+def pairs(count: int = 4, size: int = 16) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    return {"images": torch.rand(count, 3, size, size, generator=generator),
+            "captions": ["abc", "bcd"] * (count // 2)}
+
+
+def unet_bytes(folder) -> bytes:
+    return (folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, tiny_sd_dir):
+    config = LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=3, batch_size=2, learning_rate=1e-2,
+                               checkpoint_every=0)
+    return finetune(tmp_path_factory.mktemp("run"), LDMFineTune(config), pairs(), seed=3)
+
+
+def test_the_finetuned_folder_loads_and_generates_deterministically(finetuned, tiny_sd_dir):
+    assert is_finetuned_folder(str(finetuned))
+    assert json.loads((finetuned / FINETUNED).read_text())["base"] == str(tiny_sd_dir)
+    assert unet_bytes(finetuned) != unet_bytes(tiny_sd_dir)
+    pipe = load_t2i_pipeline(str(finetuned))
+    first, second = (generate(pipe, ["abc"], steps=2, seed=5) for _ in range(2))
+    assert first.shape == (1, 3, 16, 16) and torch.equal(first, second)
+    base = generate(load_t2i_pipeline(str(tiny_sd_dir)), ["abc"], steps=2, seed=5)
+    assert not torch.allclose(first, base)
+
+
+def test_the_loss_curve_is_recorded_and_finite(finetuned):
+    record = json.loads((finetuned.parent / "finetune.json").read_text())
+    assert record["recipe"] == "ldm" and record["loss_curve"]
+    assert all(torch.isfinite(torch.tensor(row[1:])).all() for row in record["loss_curve"])
+
+
+def test_the_named_autoencoder_trains_and_decodes(tmp_path, tiny_sd_dir):
+    from conftest import build_tiny_vae
+
+    other = tmp_path / "other-vae"
+    build_tiny_vae(seed=1).save_pretrained(other, safe_serialization=True)
+    config = LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder=str(other), steps=2, batch_size=2,
+                               checkpoint_every=0)
+    recipe = LDMFineTune(config)
+    assert any(key.startswith("autoencoder/") for key in recipe.base())
+    folder = finetune(tmp_path / "run", recipe, pairs(), seed=0)
+    pipe = load_t2i_pipeline(str(folder))
+    expected = build_tiny_vae(seed=1).state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in pipe.vae.state_dict().items())
+    own = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=2, batch_size=2,
+                                        checkpoint_every=0))
+    assert unet_bytes(folder) != unet_bytes(finetune(tmp_path / "run", own, pairs(), seed=0))
+
+
+def test_the_state_hook_sees_every_batch(tmp_path, tiny_sd_dir):
+    seen = []
+
+    class Recording(LDMFineTune):
+        def augment_states(self, states, generator):
+            seen.append(tuple(states.shape))
+            return states * 0
+
+    config = LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=2, batch_size=2, checkpoint_every=0)
+    finetune(tmp_path, Recording(config), pairs(), seed=0)
+    assert len(seen) == 2 and all(shape[0] == 2 and shape[2] == 32 for shape in seen)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"images": torch.rand(2, 1, 16, 16), "captions": ["a", "b"]}, "(N, 3, H, W)"),
+    ({"images": torch.rand(2, 3, 16, 16), "captions": ["a"]}, "one caption per image"),
+])
+def test_bad_training_data_is_refused_in_one_line(tmp_path, tiny_sd_dir, data, message):
+    recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=1))
+    with pytest.raises(BenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        finetune(tmp_path, recipe, data, seed=0)
