@@ -51,6 +51,11 @@ DEFENSES.register("ddpm", "defenses.ddpm:PixelDDPM",
                   "denoiser: a pixel DDPM (zoo ddpm-pixel or a folder in its layout): training loss, DDIM sampler")
 DEFENSES.register("t2i", "defenses.t2i:StableDiffusionModel",
                   "text-to-image: a Stable Diffusion pipeline (ldm-t2i, a hub id or a folder): generate, img2img edit")
+DEFENSES.register("aelif", "defenses.aelif:AELIF",
+                  "text-to-image: ldm-t2i-v2 fine-tuned with AELIF's token-state mask / noise_conv (in the cell)")
+DEFENSES.register("aelif-none", "defenses.aelif:AELIF",
+                  "text-to-image: aelif's fine-tune (data, steps, seed) without the augmentation: its baseline",
+                  preset={"augmentation": "none"})
 
 METRICS.register("psnr", "bench.metrics.psnr:PSNR", "peak signal-to-noise ratio, dB (torchmetrics)")
 METRICS.register("ssim", "bench.metrics.ssim:SSIM", "structural similarity (torchmetrics)")
@@ -61,6 +66,10 @@ METRICS.register("clip-score", "bench.metrics.clip_score:ClipScore", "image-capt
 METRICS.register("clip-sim", "bench.metrics.clip_sim:ClipSim", "cosine of the CLIP image embeddings of a pair")
 METRICS.register("clip-w1", "bench.metrics.clip_w1:ClipW1",
                  "AELIF: 1-D W1 between the coordinate values of a pair's CLIP embeddings")
+METRICS.register("clip-w1-raw", "bench.metrics.clip_w1_raw:ClipW1Raw",
+                 "AELIF's W1 exactly as its code: clip-w1 on unnormalised CLIP image embeddings")
+METRICS.register("clip-w1-nd", "bench.metrics.clip_w1_nd:ClipW1ND",
+                 "AELIF: scipy wasserstein_distance_nd between two sets of CLIP image embeddings")
 METRICS.register("clip-fd", "bench.metrics.clip_fd:ClipFD", "Frechet distance of two sets of CLIP embeddings")
 METRICS.register("zero-shot", "bench.metrics.zero_shot:ZeroShot", "CLIP zero-shot accuracy against class names")
 
@@ -72,5 +81,7 @@ SCENARIOS.register("poisoning", "bench.scenarios.poisoning:Poisoning",
                    "text-to-image fine-tuned on clean + poisoned pairs through the defense's autoencoder: attack success")
 SCENARIOS.register("toy", "bench.scenarios.toy:ToyClassifier",
                    "every attack surface through a nearest-class-mean classifier (plumbing checks, not a benchmark)")
+SCENARIOS.register("prompt-robustness", "bench.scenarios.prompt_robustness:PromptRobustness",
+                   "clean and perturbed prompts generated with the same seed: W1, CLIP similarity, accuracy ratio")
 
 REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "metrics": METRICS, "scenarios": SCENARIOS}
