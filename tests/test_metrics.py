@@ -26,6 +26,15 @@ def test_fid_equals_a_direct_frechet_computation():
     direct = scipy_frechet(a, b)
     assert FID().from_features(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(direct, rel=1e-6)
     assert frechet_distance(a, b) == pytest.approx(direct, rel=1e-6)
+    assert FID.torchmetrics_value(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(direct, rel=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [(8, 100), (100, 8), (70, 90)])
+def test_the_low_rank_fid_equals_torchmetrics_on_either_side_of_the_dimension(sizes):
+    rng = np.random.default_rng(1)
+    a = torch.from_numpy(rng.normal(size=(sizes[0], 64)))
+    b = torch.from_numpy(rng.normal(0.2, 0.9, size=(sizes[1], 64)))
+    assert FID().from_features(a, b) == pytest.approx(FID.torchmetrics_value(a, b), rel=1e-6)
 
 
 def test_fid_on_real_inception_features_matches_scipy(images):
