@@ -65,8 +65,11 @@ def class_index(name: str, role: str, classes: tuple[str, ...] = FASHION_MNIST_C
 
 @dataclass(frozen=True)
 class NightshadeConfig(PoisonConfig):
-    """``source``: the concept C the poisons are captioned as; ``target``: the anchor concept A.
-    ``ratio`` 0 by default, so ``count`` 0 means no poison (the clean reference)."""
+    """``source``: the concept C the poisons are captioned as; ``target``: the anchor concept A, both
+    names in ``classes`` (empty: Fashion-MNIST's ten, matched to the data's labels; else a concept
+    vocabulary for data without class labels, e.g. a captioned LAION folder, where every image that
+    passes ``threshold`` is a candidate, as in the release). ``ratio`` 0 by default, so ``count`` 0
+    means no poison (the clean reference)."""
 
     source: str = "trouser"
     target: str = "bag"
@@ -78,13 +81,18 @@ class NightshadeConfig(PoisonConfig):
     pool: int = 300
     clip_model: str = "clip-proxy"
     batch_size: int = 64
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self):
         super().__post_init__()
-        if class_index(self.source, "source") == class_index(self.target, "target"):
+        if class_index(self.source, "source", self.vocabulary) == class_index(self.target, "target", self.vocabulary):
             raise ValueError(f"source and target are both {self.source!r}; poison a concept toward another one")
         if self.steps < 1 or self.pool < 1 or self.batch_size < 1:
             raise ValueError("steps, pool and batch_size must be at least 1")
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        return tuple(self.classes) or FASHION_MNIST_CLASSES
 
 
 class Nightshade(PoisoningAttack):
@@ -98,11 +106,11 @@ class Nightshade(PoisoningAttack):
 
     @property
     def source_index(self) -> int:
-        return class_index(self.config.source, "source")
+        return class_index(self.config.source, "source", self.config.vocabulary)
 
     @property
     def target_index(self) -> int:
-        return class_index(self.config.target, "target")
+        return class_index(self.config.target, "target", self.config.vocabulary)
 
     def candidates(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The indices of the source concept's images that pass the threshold, best first (at most
@@ -110,9 +118,10 @@ class Nightshade(PoisoningAttack):
         from bench.clip_model import shared_image_text_model
 
         model = shared_image_text_model(self.config.clip_model)
-        indices = torch.nonzero(labels == self.source_index).flatten()
+        labelled = bool(len(labels)) and bool((labels >= 0).all())
+        indices = torch.nonzero(labels == self.source_index).flatten() if labelled else torch.arange(len(labels))
         with torch.no_grad():
-            text = model.encode_text([ANCHOR_PROMPT.format(FASHION_MNIST_CLASSES[self.source_index])])
+            text = model.encode_text([ANCHOR_PROMPT.format(self.config.vocabulary[self.source_index])])
             similarity = torch.cat([(model.encode_image(images[chunk]) @ text.T).flatten().float().cpu()
                                     for chunk in indices.split(256)]) if len(indices) else torch.zeros(0)
         passing = similarity >= self.config.threshold
@@ -121,7 +130,7 @@ class Nightshade(PoisoningAttack):
 
     def anchor(self, model: LatentTextToImage) -> torch.Tensor:
         """(1, 3, H, W) the image the model under attack generates for the target concept."""
-        prompt = ANCHOR_PROMPT.format(FASHION_MNIST_CLASSES[self.target_index])
+        prompt = ANCHOR_PROMPT.format(self.config.vocabulary[self.target_index])
         with torch.no_grad():
             return model.generate([prompt], seed=self.config.anchor_seed).float()
 

@@ -134,3 +134,15 @@ def test_the_grid_hands_nightshade_a_text_to_image_model():
     assert [c.attack.config.count for c in cells] == [5, 10] and cells[0].threat_model == "adaptive"
     with pytest.raises(BenchError, match="differentiates a text-to-image model"):
         parse_grid({**grid, "scenarios": ["toy"], "metrics": []})
+
+
+def test_another_vocabulary_on_unlabelled_data_ranks_every_image(training):
+    attack = nightshade(source="shirt", target="Sandal", classes=["sandal", "shirt", "bag"], count=2)
+    assert (attack.source_index, attack.target_index) == (1, 0)
+    unlabelled = torch.full_like(training.labels, -1)
+    ranked, similarity = attack.candidates(training.images, unlabelled)
+    assert (similarity >= attack.config.threshold).all()
+    others = training.labels[ranked] != 6  # Fashion-MNIST's shirt: unlabelled, only the threshold decides
+    assert others.any() and not others.all()
+    with pytest.raises(BenchError, match="did you mean 'coat'"):
+        Nightshade.make_config({"source": "coats", "target": "bag", "classes": ["coat", "bag"]})

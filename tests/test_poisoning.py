@@ -135,3 +135,12 @@ def test_concept_pair_reads_names_and_indices():
     assert concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source=1, target=8))) == (1, 8)
     with pytest.raises(BenchError, match="did you mean"):
         concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source="trousr", target=8)))
+
+
+def test_an_autoencoder_in_a_subfolder_is_named_only_when_it_is_the_pipelines_own():
+    scenario = Poisoning(PoisoningConfig(model="sd"))
+    own = SimpleNamespace(config=SimpleNamespace(model="sd", subfolder="vae"))
+    assert scenario._autoencoder(own) == ""
+    assert scenario._autoencoder(SimpleNamespace(config=SimpleNamespace(model="srl-vae", subfolder=""))) == "srl-vae"
+    with pytest.raises(BenchError, match="subfolder 'vae'"):
+        scenario._autoencoder(SimpleNamespace(config=SimpleNamespace(model="other", subfolder="vae")))

@@ -92,13 +92,20 @@ class PoisoningConfig:
             raise ValueError(f"tau={self.tau} is a cosine similarity: at most 1 (negative: calibrate it)")
 
 
+def vocabulary(attack: Any) -> tuple[str, ...]:
+    """The class names the attack's concepts come from: its ``classes``, or Fashion-MNIST's ten."""
+    return tuple(getattr(attack.config, "classes", ()) or ()) or FASHION_MNIST_CLASSES
+
+
 def concept_pair(attack: Any) -> tuple[int, int]:
-    """(C, A): the class indices of the poisoned concept and the anchor concept an attack names."""
+    """(C, A): the class indices of the poisoned concept and the anchor concept an attack names
+    (names, or dirty-label's indices), in ``vocabulary(attack)``."""
     from attacks.nightshade import class_index
 
+    classes = vocabulary(attack)
     source, target = attack.config.source, attack.config.target
     try:
-        return tuple(class_index(FASHION_MNIST_CLASSES[v] if isinstance(v, int) and 0 <= v < 10 else v, role)
+        return tuple(class_index(classes[v] if isinstance(v, int) and 0 <= v < len(classes) else v, role, classes)
                      for v, role in ((source, "source"), (target, "target")))
     except ValueError as err:
         raise BenchError(f"{attack.name}: {err}") from None
@@ -130,23 +137,41 @@ class Poisoning(Scenario):
                 "sampler_steps": self.config.sampler_steps, "guidance": self.config.guidance}
 
     def check_data(self, images) -> None:
-        if (images.labels < 0).any() or (images.labels >= len(FASHION_MNIST_CLASSES)).any():
-            raise BenchError("poisoning: every training image needs a Fashion-MNIST class label; use the "
-                             "fashion-mnist dataset (split: train)")
+        if not all(images.captions):
+            raise BenchError("poisoning: every training image needs a caption; use the fashion-mnist dataset "
+                             "(split: train) or a folder with captions.json")
 
     def check_cell(self, context: CellContext) -> None:
-        """A pair with C = A, or more poisons than the concept has images, is refused before any write."""
+        """A pair with C = A, labels outside the vocabulary, more poisons than the concept has images, or
+        an autoencoder the fine-tune cannot name is refused before anything is written."""
+        classes = vocabulary(context.attack)
         source, target = concept_pair(context.attack)
         if source == target:
-            raise BenchError(f"poisoning: the attack poisons {FASHION_MNIST_CLASSES[source]!r} toward itself; "
+            raise BenchError(f"poisoning: the attack poisons {classes[source]!r} toward itself; "
                              "choose a target class other than the source")
         labels = context.data.labels
+        if (labels >= len(classes)).any() or ((labels < 0).any() and not (labels < 0).all()):
+            raise BenchError(f"poisoning: the training labels must index the {len(classes)} classes "
+                             f"({', '.join(classes)}) or be absent (-1) for every image; fix the data or the attack's classes")
         count = context.attack.config.poison_count(len(labels))
         drawn_from = target if context.attack.name == "dirty-label" else source
-        available = int((labels == drawn_from).sum())
+        available = int((labels == drawn_from).sum()) if (labels >= 0).all() else len(labels)
         if count > available:
             raise BenchError(f"poisoning: count {count} exceeds the {available} training images of "
-                             f"{FASHION_MNIST_CLASSES[drawn_from]!r} (data n={len(labels)}); lower count or raise n")
+                             f"{classes[drawn_from]!r} (data n={len(labels)}); lower count or raise n")
+        self._autoencoder(context.defense)
+
+    def _autoencoder(self, defense: Defense) -> str:
+        """What the fine-tune is told encodes the training images: the defense's VAE by name ("" for the
+        pipeline's own VAE, when the defense is exactly that: ``model`` with ``subfolder: vae``)."""
+        subfolder = getattr(defense.config, "subfolder", "")
+        if not subfolder:
+            return defense.config.model
+        if subfolder == "vae" and defense.config.model == self.config.model:
+            return ""
+        raise BenchError(f"poisoning: the fine-tune names its autoencoder by model only, so the VAE in "
+                         f"{defense.config.model!r} subfolder {subfolder!r} cannot encode the training images; "
+                         "save it as its own diffusers folder and name that")
 
     def run(self, context: CellContext) -> ScenarioResult:
         source, target = concept_pair(context.attack)
@@ -206,7 +231,7 @@ class Poisoning(Scenario):
             with torch.no_grad():
                 images = torch.cat([purify(chunk.to(context.device)).float().cpu() for chunk in images.split(256)])
             images = (images.clamp(0, 1) * 255).round() / 255
-        recipe = LDMFineTune(LDMFineTuneConfig(model=self.config.model, autoencoder=defense.config.model,
+        recipe = LDMFineTune(LDMFineTuneConfig(model=self.config.model, autoencoder=self._autoencoder(defense),
                                                steps=self.config.steps, batch_size=self.config.batch_size,
                                                learning_rate=self.config.learning_rate))
         return context.finetune(recipe, {"images": images, "captions": list(data["captions"])})
@@ -215,28 +240,31 @@ class Poisoning(Scenario):
         """``generations`` images of C and ``other_generations`` of each other class, decoded by the
         defense; once per fine-tuned model and defense in the run."""
         config, cell = self.config, context.cell
-        others = [c for c in range(len(FASHION_MNIST_CLASSES)) if c != source]
+        classes = vocabulary(context.attack)
+        others = [c for c in range(len(classes)) if c != source]
 
         def compute() -> dict[str, torch.Tensor]:
             pipe = shared_pipeline(str(folder), str(context.device), context.options.torch_dtype, False)
             editor = Editor(context.defense, pipe, self._edit_config(str(folder)))
-            prompt = PROMPT.format(FASHION_MNIST_CLASSES[source])
+            prompt = PROMPT.format(classes[source])
             concept = editor.generate([prompt] * config.generations, seed=cell.seed).cpu()
             other_labels = torch.tensor([c for c in others for _ in range(config.other_generations)])
-            other = (editor.generate([PROMPT.format(FASHION_MNIST_CLASSES[c]) for c in other_labels.tolist()],
+            other = (editor.generate([PROMPT.format(classes[c]) for c in other_labels.tolist()],
                                      seed=cell.seed + 1).cpu() if len(other_labels) else concept[:0])
             return {"concept": concept, "other": other, "other_labels": other_labels.long()}
 
         parts = {"what": "poisoning-generations", "finetune": folder.parent.name,
-                 "defense": cell.defense.as_dict(), "source": source, "seed": cell.seed,
+                 "defense": cell.defense.as_dict(), "source": classes[source], "classes": list(classes),
+                 "seed": cell.seed,
                  "config": {k: v for k, v in dataclasses.asdict(config).items()
                             if k in ("generations", "other_generations", "sampler_steps", "guidance")}}
         return context.shared(parts, compute)
 
     def _real_features(self, context: CellContext, classes: list[int]) -> dict[str, torch.Tensor]:
-        """Set-metric features of ``real_images`` real test images of each of ``classes``."""
+        """Set-metric features of ``real_images`` real Fashion-MNIST test images of each of ``classes``
+        (none for another vocabulary: FID against real images needs labelled real images)."""
         metrics = set_metrics(context.metrics)
-        if not metrics:
+        if not metrics or vocabulary(context.attack) != FASHION_MNIST_CLASSES:
             return {}
         test = load_fashion_mnist("test")
         chosen = torch.cat([torch.nonzero(test.labels == c).flatten()[:self.config.real_images] for c in classes])
@@ -248,12 +276,12 @@ class Poisoning(Scenario):
         return result
 
     def _scores(self, context: CellContext, images: torch.Tensor) -> torch.Tensor:
-        """(N, 10) image-text cosine of each image to each class prompt."""
+        """(N, classes) image-text cosine of each image to each class prompt."""
         from bench.clip_model import shared_image_text_model
 
         model = shared_image_text_model(self.config.clip_model)
         with torch.no_grad():
-            texts = model.encode_text([PROMPT.format(name) for name in FASHION_MNIST_CLASSES])
+            texts = model.encode_text([PROMPT.format(name) for name in vocabulary(context.attack)])
             return torch.cat([(model.encode_image(chunk.to(context.device)) @ texts.T).float().cpu()
                               for chunk in images.split(256)])
 
@@ -272,10 +300,11 @@ class Poisoning(Scenario):
                     f"{prefix}is_target": (predicted == target).double(),
                     f"{prefix}source_similarity": values[:, source].double()}
 
-        prompt = PROMPT.format(FASHION_MNIST_CLASSES[source])
+        classes = vocabulary(context.attack)
+        prompt = PROMPT.format(classes[source])
         labels = torch.full((len(generated["concept"]),), source)
         outputs = BatchOutputs(generated["concept"], prompts=[prompt] * len(labels), labels=labels,
-                               class_names=lambda: FASHION_MNIST_CLASSES)
+                               class_names=lambda: classes)
         columns = {**rates(scores), **rates(reference_scores, "reference_"),
                    **metric_columns(context.metrics, outputs)}
         samples = pd.DataFrame({"index": range(len(labels)), **{k: v.double().numpy() for k, v in columns.items()}})
