@@ -239,10 +239,19 @@ class AELIF(TextToImage):
         return self._finetuned[key]
 
     def weights(self) -> dict[str, str]:
-        files = {f"base:{k}": v for k, v in self.recipe().base().items()}
-        for model in self._finetuned.values():
-            files.update(model.weights())
-        return files
+        """The weight files of the fine-tuned model(s) once fine-tuned (the fine-tune, its base and its
+        autoencoder), else those of the base model and autoencoder it starts from."""
+        from bench.assets import sha256_file
+        from bench.t2i import model_folders
+        from defenses.vae import resolve_model_folder
+
+        if self._finetuned:
+            return {k: v for model in self._finetuned.values() for k, v in model.weights().items()}
+        folders = model_folders(self.config.model)
+        if self.config.autoencoder:
+            source, local = resolve_model_folder(self.config.autoencoder, "")
+            folders += [Path(source)] if local else []
+        return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*.safetensors"))}
 
     def generate(self, prompts: list[str], seed: int) -> torch.Tensor:
         raise BenchError(f"{self.name}: this model is fine-tuned inside a cell; evaluate it with scenario "
