@@ -27,7 +27,8 @@ LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prom
 """Measured budgets (pixels, prompts, training data) and the latent shift, first in a table, in this order."""
 
 SCENARIO_HEADLINES: dict[str, tuple[str, ...]] = {"reconstruction": ("latent_shift", "psnr", "lpips"),
-                                                  "img2img-edit": ("clip-sim", "lpips")}
+                                                  "img2img-edit": ("clip-sim", "lpips"),
+                                                  "prompt-robustness": ("clip-w1-raw", "zero-shot", "zero-shot_ratio")}
 """The columns a compact table shows per scenario (``bench run`` and ``bench table`` by default); a scenario
 not listed shows its latent shift (where measured), then its first three plain metric columns."""
 
@@ -51,5 +52,6 @@ def budget_text(budget: dict | None) -> str:
 
 def metric_base(column: str) -> str:
     """The metric or quantity a result column was computed with: ``psnr_vs_clean_rec`` and
-    ``clean_rec_psnr`` are PSNR."""
-    return column.removeprefix("clean_rec_").split("_vs_")[0]
+    ``clean_rec_psnr`` are PSNR; prompt-robustness's ``clean_prompt_zero-shot`` (of the clean prompt's
+    generations) and ``zero-shot_ratio`` (perturbed over clean) are zero-shot accuracy."""
+    return column.removeprefix("clean_rec_").removeprefix("clean_prompt_").split("_vs_")[0].removesuffix("_ratio")

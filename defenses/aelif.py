@@ -239,14 +239,14 @@ class AELIF(TextToImage):
         return self._finetuned[key]
 
     def weights(self) -> dict[str, str]:
-        """The weight files of the fine-tuned model(s) once fine-tuned (the fine-tune, its base and its
-        autoencoder), else those of the base model and autoencoder it starts from."""
+        """The committed weight files the model is fine-tuned from (base model and autoencoder). The
+        fine-tuned UNet is a function of the fine-tune's key (recipe, config, seed, these files, the
+        training data, the suite version: ``RUN_DIR/finetunes/<key>/finetune.json``) and lives in the
+        run's store, so results and leaderboard entries name what reproduces it, not a run-local file."""
         from bench.assets import sha256_file
         from bench.t2i import model_folders
         from defenses.vae import resolve_model_folder
 
-        if self._finetuned:
-            return {k: v for model in self._finetuned.values() for k, v in model.weights().items()}
         folders = model_folders(self.config.model)
         if self.config.autoencoder:
             source, local = resolve_model_folder(self.config.autoencoder, "")

@@ -143,9 +143,8 @@ def test_aelif_and_aelif_none_differ_only_by_the_augmentation(tmp_path, tiny_sd_
     images = model.generate(["a bag", "a coat"], seed=0)
     assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
     assert torch.equal(images, defense.with_finetune(mask).generate(["a bag", "a coat"], seed=0))
-    assert any(str(mask) in path for path in defense.weights())
-    unfinetuned = tiny_aelif(tiny_sd_dir).weights()
-    assert unfinetuned and all(Path(path).is_file() and str(tiny_sd_dir) in path for path in unfinetuned)
+    base = defense.weights()  # what the fine-tune starts from; the key in finetune.json names the rest
+    assert base and all(Path(path).is_file() and str(tiny_sd_dir) in path for path in base)
     with pytest.raises(BenchError, match="prompt-robustness"):
         tiny_aelif(tiny_sd_dir).generate(["a bag"], seed=0)
 

@@ -89,8 +89,10 @@ REMOTE_WEIGHTS = ("hf://", "https://")
 
 def base_metric(column: str) -> str:
     """``psnr_vs_clean_rec`` and ``clean_rec_psnr`` -> ``psnr``: the registered metric a result column
-    was computed with."""
-    return column.removeprefix("clean_rec_").split("_vs_")[0]
+    was computed with (``bench.columns.metric_base``)."""
+    from bench.columns import metric_base
+
+    return metric_base(column)
 
 
 def _kind(value: Any) -> str:
