@@ -6,6 +6,7 @@ once per run through the cell's fine-tune cache."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,63 @@ def test_the_sd15_paper_grid_validates_offline_and_fails_cleanly_without_weights
     with pytest.raises(BenchError, match="cannot load pipeline 'stable-diffusion-v1-5/stable-diffusion-v1-5'"):
         Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(path)
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+ENTRIES = Path(__file__).parent.parent / "leaderboards" / "prompt-robustness"
+
+
+def entry_copy(tmp_path, name="aelif-mask"):
+    root = tmp_path / "leaderboards"
+    (root / "prompt-robustness").mkdir(parents=True)
+    return root, json.loads((ENTRIES / f"{name}.json").read_text())
+
+
+def load(root, entry):
+    from bench.leaderboard import validate
+
+    path = root / "prompt-robustness" / f"{entry['name']}.json"
+    path.write_text(json.dumps(entry))
+    return validate.load_entry(path, root, full=False)
+
+
+def test_prompt_track_entries_are_ranked_by_their_worst_typo_accuracy():
+    from bench.leaderboard import ranking, schema
+
+    headline = schema.TRACKS["prompt-robustness"].headline
+    entries = [json.loads(p.read_text()) for p in sorted(ENTRIES.glob("*.json"))]
+    assert {e["name"] for e in entries} >= {"aelif-none", "aelif-mask", "ldm-t2i-v2"}
+    for entry in entries:
+        score, missing = ranking.robust_score(entry, headline)
+        cells = [r["metrics"]["zero-shot"]["measured"] for r in entry["results"]]
+        assert not missing and score.measured == min(cells) and score.higher_is_better
+        assert ranking.clean_score(entry, headline).measured == entry["results"][0]["metrics"]["clean_prompt_zero-shot"]["measured"]
+    entry = entries[0]
+    entry["results"] = [r for r in entry["results"] if r["attack"]["name"] != "typos-adaptive"]
+    assert ranking.robust_score(entry, headline) == (None, ("typos-adaptive at 0",))
+
+
+def test_hostile_prompt_track_entries_are_refused(tmp_path):
+    from bench.leaderboard import safety, validate
+
+    root, entry = entry_copy(tmp_path)
+    entry["results"][0]["metrics"]["zero-shot_ratio"].update(measured=1.3, high=1.6)  # a ratio may pass 1
+    load(root, entry)
+    entry["results"][0]["metrics"]["zero-shot"]["measured"] = 1.3
+    with pytest.raises(BenchError, match=r"results\[0\]\.metrics\.zero-shot\.measured"):
+        load(root, entry)
+
+    root, entry = entry_copy(tmp_path / "directions")
+    validate.check_registered(entry)
+    entry["results"][1]["metrics"]["clean_prompt_zero-shot"]["higher_is_better"] = False
+    with pytest.raises(BenchError, match="clean_prompt_zero-shot is higher is better"):
+        validate.check_registered(entry)
+
+    root, entry = entry_copy(tmp_path / "paths")
+    repo = Path(__file__).parent.parent
+    safety.check_values(entry["grid"], repo, "grid")
+    entry["grid"]["defenses"][0]["train_data"] = "/etc/ssl/certs"
+    with pytest.raises(BenchError, match="absolute or home path"):
+        safety.check_values(entry["grid"], repo, "grid")
+    entry["grid"]["defenses"][0].update(train_data="", model="evil-org/sd-backdoor")
+    with pytest.raises(BenchError, match="allow-list"):
+        safety.check_values(entry["grid"], repo, "grid")

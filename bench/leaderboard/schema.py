@@ -57,6 +57,14 @@ TRACKS = {track.name: track for track in (
                              "and the edit of the clean image over the track's protections (lower: the defense "
                              "undoes the protection); clean: the PSNR of the defense's reconstruction of clean "
                              "images")),
+    Track("prompt-robustness", "prompt-robustness",
+          "Text-to-image models under typo'd prompts: class accuracy of what they generate from perturbed prompts",
+          Headline("zero-shot", (("typos", 0.0), ("typos-adaptive", 0.0)),
+                   clean_metric="clean_prompt_zero-shot", clean_attack=None,
+                   explained="robust: the lowest class accuracy (clip-proxy zero-shot) of the generations from "
+                             "the suite's captions with one typo in the class name, random or adaptive (the "
+                             "frozen set grids/data/typo-prompts.json), each generated with its clean prompt's "
+                             "seed; clean: the class accuracy of the clean prompts' generations")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
@@ -81,6 +89,14 @@ METRIC_RANGES = {"ssim": (-1.0, 1.0), "lpips": (0.0, math.inf), "psnr": (0.0, ma
                  "latent_shift": (0.0, math.inf), "lpips_input": (0.0, math.inf), "clip-sim": (-1.0, 1.0),
                  "zero-shot": (0.0, 1.0), "clip-score": (0.0, 100.0)}
 """Known ranges by base metric name; any other metric (fid, kid, ...) only has to be finite."""
+
+def metric_range(name: str) -> tuple[float, float]:
+    """The range of a metric column: its own or its base metric's; a ratio (``zero-shot_ratio``, perturbed
+    over clean) is any finite number."""
+    if name.endswith("_ratio"):
+        return -math.inf, math.inf
+    return METRIC_RANGES.get(name, METRIC_RANGES.get(base_metric(name), (-math.inf, math.inf)))
+
 
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -292,7 +308,7 @@ def check_metric(name: str, values: Any, where: str) -> None:
     if not METRIC_NAME.match(name):
         raise fail(where, f"{name!r} is not a metric column name (lower-case letters, digits, '_', '-')")
     values = mapping(values, where, METRIC_KEYS)
-    low, high = METRIC_RANGES.get(name, METRIC_RANGES.get(base_metric(name), (-math.inf, math.inf)))
+    low, high = metric_range(name)
     number(values["measured"], f"{where}.measured", low, high)
     interval_low = number(values["low"], f"{where}.low", low, high)
     interval_high = number(values["high"], f"{where}.high", low, high)
