@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import zoo
 from bench.errors import BenchError
 from defenses.aelif import (
     AELIF,
@@ -155,3 +156,18 @@ def test_the_recipe_augments_the_states_the_unet_sees(tiny_sd_dir):
     loop = torch.Generator().manual_seed(0)
     out = recipe.augment_states(x, loop)
     assert (out[:, 1:5] == 0).all() and torch.equal(out[:, [0, 5]], x[:, [0, 5]])
+
+
+@pytest.mark.skipif(not zoo.is_zoo_model("ldm-t2i-v2"), reason="ldm-t2i-v2 weights not built")
+def test_the_hook_augments_the_embedded_pipelines_minilm_states():
+    from bench.t2i import load_t2i_pipeline
+
+    pipe = load_t2i_pipeline("ldm-t2i-v2")
+    plain, _ = pipe.encode_prompt(["a photo of a bag"], "cpu", 1, False)
+    with aelif_encode_prompt(pipe, "mask", 0.5, torch.Generator().manual_seed(1)):
+        masked, negative = pipe.encode_prompt(["a photo of a bag"], "cpu", 1, False)
+    assert masked.shape == plain.shape == (1, 16, 384) and negative is None
+    positions = reference_positions(16, 0.5, 1)
+    assert [i for i in range(16) if (masked[0, i] == 0).all()] == sorted(positions)
+    kept = [i for i in range(16) if i not in positions]
+    assert torch.equal(masked[:, kept], plain[:, kept])
