@@ -118,6 +118,10 @@ def test_bad_prompt_robustness_grids_are_one_error_line(tmp_path, tiny_sd_dir, t
         Image.fromarray((torch.rand(32, 32, 3) * 255).byte().numpy()).save(folder / f"{i}.png")
     with pytest.raises(BenchError, match="captions"):
         Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(no_captions)
+    (folder / "captions.json").write_text(json.dumps({f"{i}.png": "a photo of a bag" for i in range(2)}))
+    with pytest.raises(BenchError, match="zero-shot scores generations against class labels"):
+        Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(no_captions)
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 def test_the_sd15_paper_grid_validates_offline_and_fails_cleanly_without_weights(tmp_path, images):

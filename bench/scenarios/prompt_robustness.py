@@ -73,6 +73,12 @@ class PromptRobustness(Scenario):
             raise BenchError("prompt-robustness: the prompts are the images' captions and these images have none; "
                              "use the fashion-mnist dataset or a folder with captions.json")
 
+    def check_cell(self, context: CellContext) -> None:
+        labelled = [label for label, metric in context.metrics.items() if metric.kind == "label"]
+        if labelled and context.cell.data.dataset != "fashion-mnist":
+            raise BenchError(f"prompt-robustness: {labelled[0]} scores generations against class labels, which only "
+                             "the fashion-mnist dataset has; drop it from metrics: for this data")
+
     def evaluation_model(self, context: CellContext, defense: Model) -> Model:
         return evaluated_model(context, defense)
 
