@@ -37,6 +37,7 @@ class LDMFineTuneConfig(FineTuneConfig):
 
     model: str = "ldm-t2i-v2"
     autoencoder: str = "vae-kl"
+    autoencoder_subfolder: str = ""
     learning_rate: float = 1e-4
     caption_dropout: float = 0.1
     clip: float = 1.0
@@ -66,9 +67,10 @@ class LDMFineTune(FineTuneRecipe):
         if self.config.autoencoder:
             from defenses.vae import resolve_model_folder
 
-            source, local = resolve_model_folder(self.config.autoencoder, "")
+            source, local = resolve_model_folder(self.config.autoencoder, self.config.autoencoder_subfolder)
             if local:
-                files.update({f"autoencoder/{k}": v for k, v in weight_files(Path(source)).items()})
+                folder = Path(source) / self.config.autoencoder_subfolder
+                files.update({f"autoencoder/{k}": v for k, v in weight_files(folder).items()})
         if not files:  # a hub id: its name is what we know
             files[self.config.model] = "hub"
         return files
@@ -96,7 +98,7 @@ class LDMFineTune(FineTuneRecipe):
             raise BenchError("ldm fine-tune: data['captions'] needs one caption per image (and at least one image)")
         pipe = load_t2i_pipeline(self.config.model)
         if self.config.autoencoder:
-            pipe.vae, _ = load_autoencoder(self.config.autoencoder)
+            pipe.vae, _ = load_autoencoder(self.config.autoencoder, self.config.autoencoder_subfolder)
             pipe.vae.eval().requires_grad_(False)
         latents = self._encode(pipe, images.float())
         texts = sorted(set(captions)) + [""]
@@ -125,7 +127,8 @@ class LDMFineTune(FineTuneRecipe):
             unet.save_pretrained(output / "unet", safe_serialization=True)
             pipe.scheduler.save_pretrained(output / "scheduler")
             (output / FINETUNED).write_text(json.dumps(
-                {"base": self.config.model, "autoencoder": self.config.autoencoder, "recipe": self.name,
+                {"base": self.config.model, "autoencoder": self.config.autoencoder,
+                 "autoencoder_subfolder": self.config.autoencoder_subfolder, "recipe": self.name,
                  "training_pairs": len(images), "batch_size": batch}, indent=1))
 
         return Training(unet, optimizer, step, len(images), save, clip=self.config.clip)

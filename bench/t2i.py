@@ -141,7 +141,7 @@ def load_finetuned_components(folder: Path) -> tuple[str, dict]:
     components["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
     components["scheduler"] = DDIMScheduler.from_pretrained(folder / "scheduler")
     if record.get("autoencoder"):
-        components["vae"], _ = load_autoencoder(record["autoencoder"])
+        components["vae"], _ = load_autoencoder(record["autoencoder"], record.get("autoencoder_subfolder", ""))
     return record["base"], components
 
 
@@ -157,8 +157,9 @@ def finetuned_weight_folders(folder: Path) -> list[Path]:
     folders = [folder, *model_folders(record["base"])]
     autoencoder = record.get("autoencoder") or ("vae-kl" if record["base"] in EMBEDDED_MODELS else "")
     if autoencoder:
-        source, local = resolve_model_folder(autoencoder, "")
-        folders += [Path(source)] if local else []
+        subfolder = record.get("autoencoder_subfolder", "") if record.get("autoencoder") else ""
+        source, local = resolve_model_folder(autoencoder, subfolder)
+        folders += [Path(source) / subfolder] if local else []
     return folders
 
 

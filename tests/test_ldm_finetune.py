@@ -88,3 +88,16 @@ def test_bad_training_data_is_refused_in_one_line(tmp_path, tiny_sd_dir, data, m
     recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=1))
     with pytest.raises(BenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         finetune(tmp_path, recipe, data, seed=0)
+
+
+def test_an_autoencoder_in_a_subfolder_is_named_by_its_subfolder(tmp_path, tiny_sd_dir):
+    config = LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder=str(tiny_sd_dir), autoencoder_subfolder="vae",
+                               steps=1, batch_size=2, checkpoint_every=0)
+    recipe = LDMFineTune(config)
+    assert any(key.startswith("autoencoder/") and "safetensors" in key for key in recipe.base())
+    folder = finetune(tmp_path, recipe, pairs(), seed=0)
+    assert json.loads((folder / FINETUNED).read_text())["autoencoder_subfolder"] == "vae"
+    from defenses.t2i import StableDiffusionModel, T2IConfig
+
+    weights = StableDiffusionModel(T2IConfig(pipeline=str(folder), steps=2)).weights()
+    assert any(path.endswith("vae/diffusion_pytorch_model.safetensors") for path in weights)
