@@ -57,8 +57,13 @@ def ranked_tracks(entries: list[validate.LoadedEntry]) -> dict[str, list[Ranked]
     return {name: ranking.rank(items, schema.TRACKS[name].headline) for name, items in by_track(entries).items()}
 
 
+def attack_text(attack: str, eps: float) -> str:
+    """``attack ε=8/255`` for a pixel budget; the bare name for an attack without one (prompts, poisons by count)."""
+    return f"{attack} ε={budget_text(eps)}" if eps else attack
+
+
 def budgets_text(track: schema.Track) -> str:
-    return ", ".join(f"{attack} ε={budget_text(eps)}" for attack, eps in track.headline.attacks)
+    return ", ".join(attack_text(attack, eps) for attack, eps in track.headline.attacks)
 
 
 def first_author(entry: dict[str, Any]) -> str:
@@ -83,7 +88,7 @@ def footnotes(ranked: list[Ranked]) -> dict[str, int]:
 def worst_text(item: Ranked) -> str:
     if item.robust is None:
         return "missing: " + "; ".join(item.missing) if item.missing else "—"
-    return f"{item.robust.attack} ε={budget_text(item.robust.eps)}"
+    return attack_text(item.robust.attack, item.robust.eps)
 
 
 def matrix_metrics(entry: dict[str, Any]) -> list[str]:
@@ -158,7 +163,8 @@ def markdown_table(ranked: list[Ranked], track: schema.Track) -> list[str]:
 
 
 def track_intro(track: schema.Track) -> tuple[str, str]:
-    return (f"Ranked by the worst case over the attacks {budgets_text(track)} (L-inf budgets in [0, 1] pixels, "
+    budgets = "L-inf budgets in [0, 1] pixels, " if any(eps for _, eps in track.headline.attacks) else ""
+    return (f"Ranked by the worst case over the attacks {budgets_text(track)} ({budgets}"
             "every threat model the entry ran), measured by this suite; ties within the 95% bootstrap interval "
             "share a rank (=N).", f"{track.headline.explained}.")
 
