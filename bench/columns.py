@@ -14,7 +14,7 @@ SCENARIO_QUANTITIES: dict[str, bool] = {"linf": False, "latent_shift": False, "l
                                                                   ("is_target", False), ("source_similarity", True),
                                                                   ("collateral_accuracy", True),
                                                                   ("collateral_fid", False), ("fid", False))},
-                                        "poison_latent_closed": False}
+                                        "poison_latent_closed": False, "poisons": True, "tau": True}
 """Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUANTITIES.items() if not higher)
@@ -28,7 +28,8 @@ LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prom
 
 SCENARIO_HEADLINES: dict[str, tuple[str, ...]] = {"reconstruction": ("latent_shift", "psnr", "lpips"),
                                                   "img2img-edit": ("clip-sim", "lpips"),
-                                                  "prompt-robustness": ("clip-w1-raw", "zero-shot", "zero-shot_ratio")}
+                                                  "prompt-robustness": ("clip-w1-raw", "zero-shot", "zero-shot_ratio"),
+                                                  "poisoning": ("attack_success", "is_target", "collateral_accuracy")}
 """The columns a compact table shows per scenario (``bench run`` and ``bench table`` by default); a scenario
 not listed shows its latent shift (where measured), then its first three plain metric columns."""
 

@@ -65,6 +65,14 @@ TRACKS = {track.name: track for track in (
                              "the suite's captions with one typo in the class name, random or adaptive (the "
                              "frozen set grids/data/typo-prompts.json), each generated with its clean prompt's "
                              "seed; clean: the class accuracy of the clean prompts' generations")),
+    Track("poisoning", "poisoning",
+          "Training-data poisoning: Nightshade against a text-to-image model fine-tuned through the defense's autoencoder",
+          Headline("attack_success", (("nightshade", 0.0313725), ("nightshade", 0.1254902)),
+                   clean_metric="reference_collateral_accuracy", clean_attack=None,
+                   explained="robust: the highest Nightshade attack success (share of generations for the poisoned "
+                             "concept whose image-text similarity to its prompt falls below tau, calibrated on the "
+                             "clean fine-tune) over the track's budgets, 90 poisons (lower is better); clean: the "
+                             "zero-shot accuracy of the clean fine-tune's generations of the other classes")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
