@@ -111,7 +111,7 @@ def test_a_purifier_purifies_every_training_image(tiny_vae_dir, images):
     with torch.no_grad():
         expected = (defense.purify(images).clamp(0, 1) * 255).round() / 255
     assert torch.equal(context.data["images"], expected) and not torch.equal(expected, images)
-    assert context.recipe.config.autoencoder == str(tiny_vae_dir)
+    assert context.recipe.config.autoencoder == str(tiny_vae_dir) and context.recipe.config.autoencoder_subfolder == ""
 
 
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, tiny_vae_dir, tiny_sd_dir):
@@ -135,12 +135,3 @@ def test_concept_pair_reads_names_and_indices():
     assert concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source=1, target=8))) == (1, 8)
     with pytest.raises(BenchError, match="did you mean"):
         concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source="trousr", target=8)))
-
-
-def test_an_autoencoder_in_a_subfolder_is_named_only_when_it_is_the_pipelines_own():
-    scenario = Poisoning(PoisoningConfig(model="sd"))
-    own = SimpleNamespace(config=SimpleNamespace(model="sd", subfolder="vae"))
-    assert scenario._autoencoder(own) == ""
-    assert scenario._autoencoder(SimpleNamespace(config=SimpleNamespace(model="srl-vae", subfolder=""))) == "srl-vae"
-    with pytest.raises(BenchError, match="subfolder 'vae'"):
-        scenario._autoencoder(SimpleNamespace(config=SimpleNamespace(model="other", subfolder="vae")))

@@ -142,8 +142,8 @@ class Poisoning(Scenario):
                              "(split: train) or a folder with captions.json")
 
     def check_cell(self, context: CellContext) -> None:
-        """A pair with C = A, labels outside the vocabulary, more poisons than the concept has images, or
-        an autoencoder the fine-tune cannot name is refused before anything is written."""
+        """A pair with C = A, labels outside the vocabulary or more poisons than the concept has images is
+        refused before anything is written."""
         classes = vocabulary(context.attack)
         source, target = concept_pair(context.attack)
         if source == target:
@@ -159,19 +159,6 @@ class Poisoning(Scenario):
         if count > available:
             raise BenchError(f"poisoning: count {count} exceeds the {available} training images of "
                              f"{classes[drawn_from]!r} (data n={len(labels)}); lower count or raise n")
-        self._autoencoder(context.defense)
-
-    def _autoencoder(self, defense: Defense) -> str:
-        """What the fine-tune is told encodes the training images: the defense's VAE by name ("" for the
-        pipeline's own VAE, when the defense is exactly that: ``model`` with ``subfolder: vae``)."""
-        subfolder = getattr(defense.config, "subfolder", "")
-        if not subfolder:
-            return defense.config.model
-        if subfolder == "vae" and defense.config.model == self.config.model:
-            return ""
-        raise BenchError(f"poisoning: the fine-tune names its autoencoder by model only, so the VAE in "
-                         f"{defense.config.model!r} subfolder {subfolder!r} cannot encode the training images; "
-                         "save it as its own diffusers folder and name that")
 
     def run(self, context: CellContext) -> ScenarioResult:
         source, target = concept_pair(context.attack)
@@ -231,7 +218,8 @@ class Poisoning(Scenario):
             with torch.no_grad():
                 images = torch.cat([purify(chunk.to(context.device)).float().cpu() for chunk in images.split(256)])
             images = (images.clamp(0, 1) * 255).round() / 255
-        recipe = LDMFineTune(LDMFineTuneConfig(model=self.config.model, autoencoder=self._autoencoder(defense),
+        recipe = LDMFineTune(LDMFineTuneConfig(model=self.config.model, autoencoder=defense.config.model,
+                                               autoencoder_subfolder=getattr(defense.config, "subfolder", ""),
                                                steps=self.config.steps, batch_size=self.config.batch_size,
                                                learning_rate=self.config.learning_rate))
         return context.finetune(recipe, {"images": images, "captions": list(data["captions"])})
