@@ -12,6 +12,7 @@ half-written cell is recomputed from its stored batches, never read. The grid fi
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,8 @@ def run_on_ray(grid: str | Path, out: str | Path, options: RunOptions, *, addres
     if pending:
         started_here = not ray.is_initialized()
         if started_here:
+            if address is None:  # a local cluster started here: its workers do the benchmark's work, so run
+                os.environ.setdefault("RAY_worker_niceness", "0")  # them at normal priority (Ray's default: 15)
             ray.init(address=address, include_dashboard=False, log_to_driver=not options.quiet)
         try:
             task = ray.remote(num_cpus=threads, num_gpus=num_gpus, max_retries=max_retries)(_run_cells)
