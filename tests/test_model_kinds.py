@@ -43,7 +43,7 @@ def test_attacks_declare_the_kind_they_differentiate():
         assert (attack.differentiates() is None) == (not attack.uses_model), name
     diffusion = {n for n in ATTACKS.names() if ATTACKS.get(n)(ATTACKS.get(n).make_config(ATTACKS.preset(n)))
                  .differentiates() == "text-to-image"}
-    assert diffusion == {"mist", "glaze-like", "photoguard-diffusion"}
+    assert diffusion == {"mist", "glaze-like", "photoguard-diffusion", "nightshade"}
 
 
 def test_the_editor_is_a_latent_text_to_image_model(tiny_editor, images):
