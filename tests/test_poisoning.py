@@ -135,3 +135,14 @@ def test_concept_pair_reads_names_and_indices():
     assert concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source=1, target=8))) == (1, 8)
     with pytest.raises(BenchError, match="did you mean"):
         concept_pair(SimpleNamespace(name="a", config=SimpleNamespace(source="trousr", target=8)))
+
+
+def test_a_transfer_poison_is_crafted_once_and_measured_on_each_defense(tmp_path, tiny_vae_dir, tiny_sd_dir):
+    vae = {"name": "vae", "model": str(tiny_vae_dir)}
+    spec = grid(tiny_vae_dir, tiny_sd_dir, threat_models=["transfer"], transfer_source=vae,
+                defenses=[vae, {"name": "jpeg", "model": str(tiny_vae_dir)}],
+                attacks=[{"name": "nightshade", "source": "trouser", "target": "bag", "steps": 2, "pool": 20}])
+    _, (plain, jpeg) = run(tmp_path, spec)
+    assert len(list((tmp_path / "run" / "shared").glob("poison-*.safetensors"))) == 1
+    closed = [s["metrics"]["poison_latent_closed"]["value"] for s in (plain, jpeg)]
+    assert closed[0] > 0 and closed[0] != closed[1]

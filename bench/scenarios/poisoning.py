@@ -172,7 +172,9 @@ class Poisoning(Scenario):
         return self._measure(context, source, target, poison, reference, generated)
 
     def _poison(self, context: CellContext) -> dict[str, torch.Tensor]:
-        """The attack's poisoned pairs, once per (attack, attacked model, data, seed) in the run."""
+        """The attack's poisoned pairs, once per (attack, attacked model, data, seed) in the run (a transfer
+        poison serves every defense); then, for a poison with an objective, the fraction of the latent
+        distance to the anchor's it closes under this cell's defense, and the anchor."""
         cell, data = context.cell, context.data
         uses_model = context.attack.uses_model
         spec = cell.transfer_source if cell.threat_model == "transfer" else cell.defense
@@ -180,21 +182,22 @@ class Poisoning(Scenario):
         def compute() -> dict[str, torch.Tensor]:
             model = context.attack_model(spec) if uses_model else None
             poison = context.attack(data.images, list(data.captions), data.labels, seed=cell.seed, model=model)
-            closed = torch.full((len(poison.indices),), float("nan"))
-            if uses_model and len(poison.indices):
-                evaluated = Editor.for_defense(context.defense, self._edit_config(self.config.model), context.device,
-                                               context.options.torch_dtype)
-                closed = context.attack.objective(evaluated, poison.images, data.images[poison.indices], cell.seed)
-                anchor = context.attack.anchor(model)
-            else:
-                anchor = torch.zeros(0, *data.images.shape[1:])
             return {"indices": poison.indices.long(), "images": poison.images.float().cpu(),
-                    "captions": encode_texts(poison.captions), "latent_closed": closed.float().cpu(),
-                    "anchor": anchor.float().cpu()}
+                    "captions": encode_texts(poison.captions)}
 
         parts = {"what": "poison", "attack": cell.attack.as_dict(), "data": context.data_identity(),
                  "seed": cell.seed, "model": context.attack_model_identity(spec) if uses_model else None}
-        return context.shared(parts, compute)
+        poison = dict(context.shared(parts, compute))
+        poison["latent_closed"] = torch.full((len(poison["indices"]),), float("nan"))
+        poison["anchor"] = torch.zeros(0, *data.images.shape[1:])
+        if uses_model and len(poison["indices"]):
+            evaluated = Editor.for_defense(context.defense, self._edit_config(self.config.model), context.device,
+                                           context.options.torch_dtype)
+            clean = data.images[poison["indices"]].to(context.device)
+            poison["latent_closed"] = context.attack.objective(evaluated, poison["images"].to(context.device), clean,
+                                                               cell.seed).float().cpu()
+            poison["anchor"] = context.attack.anchor(context.attack_model(spec)).float().cpu()
+        return poison
 
     def _training_set(self, context: CellContext, poison: dict[str, torch.Tensor]) -> dict[str, Any]:
         images, captions = context.data.images.clone(), list(context.data.captions)
