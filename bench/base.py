@@ -399,6 +399,11 @@ class Metric(Plugin):
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def network_digests(self) -> dict[str, str]:
+        """The sha256 of the network weights the metric computes with (its pinned assets), so a
+        value cached across runs (``bench.feature_cache``) is keyed by the network, not its name."""
+        return {}
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -1,11 +1,15 @@
-"""Features that depend only on the data and a metric's network (FID Inception, clip-proxy features
-of the real images), cached across runs in the asset cache (``$BENCH_CACHE/features``), so a second
-grid over the same data does not recompute them.
+"""Values that depend only on images and a metric's network, cached across runs in the asset cache
+(``$BENCH_CACHE/features``), so a second grid over the same data does not recompute them: the FID
+Inception and clip-proxy features of the real images, and a defense's clean fidelity (LPIPS, PSNR,
+SSIM of its clean reconstructions against the images, the Inception features of those reconstructions).
 
-An entry is keyed by the sha256 of the images' bytes, the metric (name, version, config, the content
-hash of every file its config names), dtype, device type and torch version. Beside each
-``<key>.safetensors`` lies ``<key>.json`` with the file's sha256; an entry whose file does not hash
-to it (damaged, or edited by hand) is recomputed and rewritten, never trusted."""
+An entry is keyed by the sha256 of the images' bytes (and, for a paired value, of the references'
+bytes), the metric (name, version, config, the sha256 of its network's weights, the content hash of
+every file its config names), dtype, device type and torch version. A value of reconstructions is
+keyed by the reconstructions' bytes, so the defense's weights, its code and the run's dtype enter the
+key through what they produced: another model, or the same one computing different bits, misses.
+Beside each ``<key>.safetensors`` lies ``<key>.json`` with the file's sha256; an entry whose file does
+not hash to it (damaged, or edited by hand) is recomputed and rewritten, never trusted."""
 
 from __future__ import annotations
 
@@ -30,11 +34,16 @@ def images_digest(images: torch.Tensor) -> str:
     return hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def feature_key(metric: Metric, images: torch.Tensor, metric_inputs: dict[str, str], dtype: str, device: str) -> str:
+def feature_key(metric: Metric, images: torch.Tensor, metric_inputs: dict[str, str], dtype: str, device: str,
+                references: torch.Tensor | None = None) -> str:
+    """The key of ``metric``'s features of ``images``, or, with ``references``, of its per-sample
+    values of ``images`` against them."""
     keyed = {"metric": {"name": metric.name, "version": metric.version, "config": dataclasses.asdict(metric.config),
-                        "space": metric.feature_space, "inputs": metric_inputs},
+                        "space": metric.feature_space, "inputs": metric_inputs, "network": metric.network_digests()},
              "images": images_digest(images), "shape": list(images.shape), "dtype": dtype, "device": device,
              "torch": torch.__version__}
+    if references is not None:
+        keyed["references"] = {"digest": images_digest(references), "shape": list(references.shape)}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -114,16 +114,31 @@ def clean_reconstructions(context: CellContext) -> dict[str, torch.Tensor]:
     return context.shared(parts, compute)
 
 
+def _cross_run_key(context: CellContext, metric: Metric, images: torch.Tensor,
+                   references: torch.Tensor | None = None) -> str:
+    return feature_key(metric, images, context.hasher.references(dataclasses.asdict(metric.config)),
+                       context.options.dtype, context.device.type, references)
+
+
+def cross_run_features(context: CellContext, metric: Metric, images: torch.Tensor) -> torch.Tensor:
+    """``metric.features(images)``, from the asset cache across runs when it holds them."""
+    key = _cross_run_key(context, metric, images)
+    return cached_features(key, lambda: {"features": metric.features(images)})["features"]
+
+
+def cross_run_per_sample(context: CellContext, metric: Metric, images: torch.Tensor,
+                         references: torch.Tensor) -> torch.Tensor:
+    """``metric.per_sample(images, references)`` as float32, from the asset cache across runs when it
+    holds them (keyed by both tensors' bytes)."""
+    key = _cross_run_key(context, metric, images, references)
+    return cached_features(key, lambda: {"values": metric.per_sample(images, references).float()})["values"]
+
+
 def reference_features(context: CellContext) -> dict[str, torch.Tensor]:
     """Features of the clean images x in each feature space the set metrics use, computed once."""
     result = {}
     for space, metric in set_metrics(context.metrics).items():
         parts = {"what": f"reference-{space}", "data": context.data_identity()}
-
-        def compute(m: Metric = metric) -> dict[str, torch.Tensor]:  # from the cache across runs when it has them
-            key = feature_key(m, context.data.images, context.hasher.references(dataclasses.asdict(m.config)),
-                              context.options.dtype, context.device.type)
-            return cached_features(key, lambda: {"features": m.features(context.data.images)})
-
-        result[space] = context.shared(parts, compute)["features"]
+        result[space] = context.shared(
+            parts, lambda m=metric: {"features": cross_run_features(context, m, context.data.images)})["features"]
     return result

@@ -48,5 +48,10 @@ class InceptionSetMetric(SetMetric):
         inception_network().to(device)
         return self
 
+    def network_digests(self) -> dict[str, str]:
+        from bench.assets import INCEPTION_SHA256
+
+        return {"fid-inception": INCEPTION_SHA256}
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return inception_features(images)

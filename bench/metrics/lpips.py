@@ -68,6 +68,11 @@ class LPIPS(PairedMetric):
         lpips_network(self.config.net).to(device)
         return self
 
+    def network_digests(self) -> dict[str, str]:
+        from bench.assets import LPIPS_SHA256
+
+        return {f"lpips-{self.config.net}": LPIPS_SHA256[self.config.net]}
+
     def per_sample(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return lpips_distance(images, references, self.config.net)

@@ -13,7 +13,8 @@ per image the candidate whose edit is farther from the clean edit in LPIPS (Alex
 Beside each row sit the defense's clean fidelity, the paper's Table 1: PSNR, SSIM and LPIPS of
 D(E(x)) against x (``clean_rec_*``) and the rFID of the clean reconstructions (``clean_rec_fid``),
 so a defense that buys robustness with fidelity shows it. Clean edits, clean reconstructions and
-their features are computed once per defense and reused by every cell.
+their features are computed once per defense and reused by every cell; the clean fidelity and the
+Inception features also across runs (``bench.feature_cache``: keyed by the reconstructions' bytes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from bench.errors import BenchError
 from bench.measure import (
     budget_columns,
     clean_reconstructions,
+    cross_run_features,
+    cross_run_per_sample,
     metric_columns,
     objective_column,
     sample_columns,
@@ -177,14 +180,15 @@ def clean_fidelity(context: CellContext) -> dict:
 
     images = context.data.images
     reconstructions = clean_reconstructions(context)["reconstruction"]
-    per_sample = {f"{FIDELITY_PREFIX}{m.name}": m.per_sample(reconstructions, images).float()
+    per_sample = {f"{FIDELITY_PREFIX}{m.name}": cross_run_per_sample(context, m, reconstructions, images)
                   for m in (PSNR(), SSIM(), LPIPS())}
     fid = FID().prepare(context.device)
     parts = {"what": "clean-rec-features", "defense": context.cell.defense.as_dict(), "data": context.data_identity(),
              "batch_size": context.cell.batch_size, "dtype": context.options.dtype, "device": context.device.type}
-    rec_features = context.shared(parts, lambda: {"features": fid.features(reconstructions)})["features"]
+    rec_features = context.shared(
+        parts, lambda: {"features": cross_run_features(context, fid, reconstructions)})["features"]
     reference = context.shared({"what": "reference-fid-inception", "data": context.data_identity()},
-                               lambda: {"features": fid.features(images)})["features"]
+                               lambda: {"features": cross_run_features(context, fid, images)})["features"]
     estimate = set_metric_estimates({"fid": fid}, reconstructions, {"fid-inception": reference}, context.cell.seed,
                                     features={"fid-inception": rec_features})["fid"]
     return {"per_sample": per_sample, "set": {f"{FIDELITY_PREFIX}fid": estimate}}
