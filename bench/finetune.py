@@ -31,12 +31,14 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.errors import check_device
 from bench.store import atomic_write_json, read_json
 from bench.training import EMA, STATE, Step, TrainingLoop
 from bench.zoo.training import publish_folder
 
 FOLDER = "finetunes"
 DONE = "finetune.json"
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,14 @@ class FineTuneRecipe:
     """A fine-tune: ``base()`` names the weight files it starts from (path -> sha256), ``setup(data)``
     builds the training from the training tensors. Bump ``version`` when the code changes what it
     computes. Every random draw must come from the loop's generator (handed to the step), so the
-    result is a function of the key."""
+    result is a function of the key.
+
+    A recipe that sets ``trains_on_device`` is set up with ``setup(data, device)`` and trains on the
+    cell's device; any other trains on the CPU whatever the cell's device."""
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    trains_on_device: ClassVar[bool] = False
 
     def __init__(self, config: FineTuneConfig):
         self.config = config
@@ -102,11 +108,15 @@ def data_hashes(data: dict[str, torch.Tensor | list[str]]) -> dict[str, str]:
     return hashes
 
 
-def finetune_identity(recipe: FineTuneRecipe, data: dict[str, Any], seed: int) -> dict[str, Any]:
+def finetune_identity(recipe: FineTuneRecipe, data: dict[str, Any], seed: int,
+                      device: torch.device = CPU) -> dict[str, Any]:
+    """What determines a fine-tune. Trained on another device type than the CPU it is another one
+    (other kernels, other bits); CPU fine-tunes keep the keys they had before devices were named."""
     from bench import __version__
 
     return {"recipe": recipe.name, "version": recipe.version, "config": dataclasses.asdict(recipe.config),
-            "seed": seed, "base": recipe.base(), "data": data_hashes(data), "suite": __version__}
+            "seed": seed, "base": recipe.base(), "data": data_hashes(data), "suite": __version__,
+            **({"device": device.type} if device.type != "cpu" else {})}
 
 
 def finetune_key(identity: dict[str, Any]) -> str:
@@ -121,10 +131,18 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
+def training_device(recipe: FineTuneRecipe, device: str | torch.device) -> torch.device:
+    """Where ``recipe`` trains when the cell runs on ``device`` (checked: a bad one is a BenchError)."""
+    checked = torch.device(check_device(str(device)))
+    return checked if recipe.trains_on_device else CPU
+
+
 def finetune(run_folder: str | Path, recipe: FineTuneRecipe, data: dict[str, torch.Tensor | list[str]], seed: int,
-             quiet: bool = True) -> Path:
-    """The folder of the fine-tuned model: from the run's cache, or trained now (resuming a killed one)."""
-    identity = finetune_identity(recipe, data, seed)
+             quiet: bool = True, device: str | torch.device = "cpu") -> Path:
+    """The folder of the fine-tuned model: from the run's cache, or trained now (resuming a killed one)
+    on ``device`` where the recipe trains on the cell's device."""
+    where = training_device(recipe, device)
+    identity = finetune_identity(recipe, data, seed, where)
     folder = Path(run_folder) / FOLDER / finetune_key(identity)
     if (folder / DONE).exists():
         return folder / "model"
@@ -136,7 +154,7 @@ def finetune(run_folder: str | Path, recipe: FineTuneRecipe, data: dict[str, tor
         checkpoint = folder / "checkpoint"
         resumed = read_json(checkpoint / STATE)["step"] if (checkpoint / STATE).exists() else 0
         torch.manual_seed(seed)
-        training = recipe.setup(data)
+        training = recipe.setup(data, where) if recipe.trains_on_device else recipe.setup(data)
         config = recipe.config
 
         def progress(step: int, means: list[float], seconds: float) -> None:

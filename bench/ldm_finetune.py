@@ -13,6 +13,9 @@ as its ``pipeline``.
 
 ``augment_states(states, generator)`` sees the batch's token states after the text encoder and
 before the UNet (identity here): the hook AELIF's embedding augmentation overrides.
+
+It trains on the cell's device (``CellContext.finetune`` hands it over), in float32; a fine-tune on a
+GPU is keyed apart from the CPU's (``bench.finetune.finetune_identity``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 
 from bench.assets import sha256_file
 from bench.errors import BenchError
-from bench.finetune import FineTuneConfig, FineTuneRecipe, Training
+from bench.finetune import CPU, FineTuneConfig, FineTuneRecipe, Training
 from bench.t2i import FINETUNED, model_folders
 
 
@@ -59,6 +62,7 @@ class LDMFineTune(FineTuneRecipe):
 
     name = "ldm"
     version = "1"
+    trains_on_device = True
 
     def base(self) -> dict[str, str]:
         files = {}
@@ -80,12 +84,17 @@ class LDMFineTune(FineTuneRecipe):
 
     @torch.no_grad()
     def _encode(self, pipe, images: torch.Tensor) -> torch.Tensor:
+        """The training latents, kept on the autoencoder's device for the steps."""
         vae = pipe.vae
-        chunks = [vae.encode(chunk.to(vae.device, vae.dtype) * 2 - 1).latent_dist.mean.float().cpu()
+        chunks = [vae.encode(chunk.to(vae.device, vae.dtype) * 2 - 1).latent_dist.mean.float()
                   for chunk in images.split(self.config.encode_batch)]
         return torch.cat(chunks) * float(vae.config.scaling_factor)
 
-    def setup(self, data: dict[str, torch.Tensor | list[str]]) -> Training:
+    def setup(self, data: dict[str, torch.Tensor | list[str]],
+              device: torch.device = CPU) -> Training:
+        """The training on ``device``: the pipeline, the latents and the token states live there; every
+        random draw comes from the loop's CPU generator and is moved, so a step's randomness is the
+        same on any device."""
         from diffusers import DDPMScheduler
 
         from bench.t2i import load_t2i_pipeline
@@ -96,14 +105,14 @@ class LDMFineTune(FineTuneRecipe):
             raise BenchError("ldm fine-tune: data['images'] must be a tensor (N, 3, H, W) in [0, 1]")
         if captions is None or len(captions) != len(images) or not len(images):
             raise BenchError("ldm fine-tune: data['captions'] needs one caption per image (and at least one image)")
-        pipe = load_t2i_pipeline(self.config.model)
+        pipe = load_t2i_pipeline(self.config.model, device=device)
         if self.config.autoencoder:
-            pipe.vae, _ = load_autoencoder(self.config.autoencoder, self.config.autoencoder_subfolder)
-            pipe.vae.eval().requires_grad_(False)
+            vae, _ = load_autoencoder(self.config.autoencoder, self.config.autoencoder_subfolder)
+            pipe.vae = vae.to(device).eval().requires_grad_(False)
         latents = self._encode(pipe, images.float())
         texts = sorted(set(captions)) + [""]
         with torch.no_grad():
-            states = torch.cat([pipe.encode_prompt(texts[i:i + 64], "cpu", 1, False)[0]
+            states = torch.cat([pipe.encode_prompt(texts[i:i + 64], device, 1, False)[0]
                                 for i in range(0, len(texts), 64)])
         caption_index = torch.tensor([texts.index(c) for c in captions])
         unconditional = len(texts) - 1
@@ -117,9 +126,9 @@ class LDMFineTune(FineTuneRecipe):
             dropped = torch.rand(len(indices), generator=generator) < self.config.caption_dropout
             context = self.augment_states(states[torch.where(dropped, unconditional, caption_index[indices])],
                                           generator)
-            noise = torch.randn(clean.shape, generator=generator)
+            noise = torch.randn(clean.shape, generator=generator).to(device)
             timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(indices),),
-                                      generator=generator)
+                                      generator=generator).to(device)
             noisy = noise_scheduler.add_noise(clean, noise, timesteps)
             return {"loss": torch.nn.functional.mse_loss(unet(noisy, timesteps, context).sample, noise)}
 

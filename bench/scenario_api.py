@@ -144,8 +144,9 @@ class CellContext:
 
     def finetune(self, recipe: FineTuneRecipe, data: dict[str, torch.Tensor | list[str]]) -> Path:
         """The folder of ``recipe`` fine-tuned on ``data`` with the cell's seed: trained once per run and
-        shared by every cell that asks for the same fine-tune, resumed after a kill (``bench.finetune``)."""
-        return finetune(self.run.folder, recipe, data, self.cell.seed, quiet=self.options.quiet)
+        shared by every cell that asks for the same fine-tune, resumed after a kill (``bench.finetune``);
+        trained on the cell's device where the recipe can."""
+        return finetune(self.run.folder, recipe, data, self.cell.seed, quiet=self.options.quiet, device=self.device)
 
     def progress(self, iterable, desc: str):
         return tqdm(iterable, desc=desc, leave=False, disable=self.options.quiet)

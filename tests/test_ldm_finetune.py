@@ -101,3 +101,38 @@ def test_an_autoencoder_in_a_subfolder_is_named_by_its_subfolder(tmp_path, tiny_
 
     weights = StableDiffusionModel(T2IConfig(pipeline=str(folder), steps=2)).weights()
     assert any(path.endswith("vae/diffusion_pytorch_model.safetensors") for path in weights)
+
+
+def test_the_training_lives_on_the_device_it_is_given(tiny_sd_dir):
+    """The meta device stands in for a GPU on a CPU-only machine: every weight the step trains, and the
+    loss, must be on the device setup was given, not on the CPU."""
+    recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=2))
+    training = recipe.setup(pairs(), torch.device("meta"))
+    assert {p.device.type for p in training.model.parameters()} == {"meta"}
+    loss = training.step(torch.tensor([0, 3]), torch.Generator().manual_seed(0))["loss"]
+    assert loss.device.type == "meta"
+
+
+def test_the_cell_device_reaches_the_finetune_and_a_bad_one_is_refused(tmp_path, tiny_sd_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.finetune import finetune_identity, finetune_key
+    from bench.scenario_api import CellContext, RunOptions
+
+    seen = []
+    monkeypatch.setattr(LDMFineTune, "setup", lambda self, data, device: seen.append(device) or 1 / 0)
+    recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=1))
+    with pytest.raises(ZeroDivisionError):
+        finetune(tmp_path, recipe, pairs(), seed=0, device="cpu")
+    assert seen == [torch.device("cpu")]
+    with pytest.raises(BenchError, match="is not a device"):
+        finetune(tmp_path / "bad", recipe, pairs(), seed=0, device="gpu0")
+    assert not (tmp_path / "bad").exists()
+    cpu, gpu = (finetune_key(finetune_identity(recipe, pairs(), 0, torch.device(d))) for d in ("cpu", "cuda"))
+    assert cpu == finetune_key(finetune_identity(recipe, pairs(), 0)) != gpu  # CPU keys as before devices
+    handed = []
+    monkeypatch.setattr("bench.scenario_api.finetune", lambda *args, **kwargs: handed.append(kwargs["device"]))
+    context = SimpleNamespace(run=SimpleNamespace(folder=tmp_path), cell=SimpleNamespace(seed=0),
+                              options=RunOptions(quiet=True), device=torch.device("meta"))
+    CellContext.finetune(context, recipe, pairs())
+    assert handed == [torch.device("meta")]
