@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -206,15 +207,16 @@ class Denoiser(Model):
         raise NotImplementedError
 
 
-SURFACES = ("pixels", "prompts", "training-data")
+SURFACES = ("pixels", "prompts", "training-data", "sampling")
 """What an attack may perturb (``Attack.surface``) and a scenario may accept (``Scenario.surfaces``)."""
 
 
 class Attack(Plugin):
     """Something an attacker changes, on one ``surface``: ``pixels`` (``PixelAttack``: test images in an
-    L-inf ball), ``prompts`` (``PromptAttack``: list of strings -> list of strings) or ``training-data``
-    (``PoisoningAttack``: poisoned image-caption pairs for a training set). ``budgets``: the config
-    fields that are its budget, each a grid axis (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``).
+    L-inf ball), ``prompts`` (``PromptAttack``: list of strings -> list of strings), ``training-data``
+    (``PoisoningAttack``: poisoned image-caption pairs for a training set) or ``sampling``
+    (``SamplingAttack``: the latents x_t of a sampling trajectory). ``budgets``: the config fields that
+    are its budget, each a grid axis (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``; ``scale``).
 
     ``uses_model``: False for model-free attacks (noise, typos, dirty labels), which have no threat model.
     ``differentiates()``: the model kind the attack is handed (``MODEL_KINDS``): ``autoencoder``
@@ -448,3 +450,57 @@ class Scenario(Plugin):
     def evaluation_model(self, context: Any, defense: Model) -> Model:
         """The defended system as the scenario evaluates it (objectives of adaptive selection)."""
         return defense
+
+
+@dataclass(frozen=True)
+class SamplingAttackConfig:
+    """``scale``: the perturbation's size per element in the diffusion model's own latent units (the
+    scaled latents it was trained on, of unit variance; not a pixel budget: there is no pixel here).
+    Attacked are the inputs x_t of the sampler's steps at positions p (1 .. steps - 1; the first
+    step's input is the initial noise) with ``start`` <= p / steps < ``stop``."""
+
+    scale: float = 0.1
+    start: float = 0.0
+    stop: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) \
+                or self.scale < 0:
+            raise ValueError(f"scale={self.scale!r} must be a finite number >= 0 (latent units)")
+        if not 0 <= self.start < self.stop <= 1:
+            raise ValueError(f"start={self.start}, stop={self.stop}: need 0 <= start < stop <= 1 "
+                             "(fractions of the sampling trajectory)")
+
+    def attacks(self, position: int, steps: int) -> bool:
+        return self.scale > 0 and 0 < position < steps and self.start <= position / steps < self.stop
+
+
+NoisePredictor = Callable[[torch.Tensor], torch.Tensor]
+"""x_t -> the sampler's (guided) noise prediction at the step x_t enters, differentiable in x_t."""
+
+
+class SamplingAttack(Attack):
+    """Perturbs a sampling trajectory: ``perturb_latents(latents, predict_noise, generator)`` returns the
+    perturbed x_t. ``hook(seed)`` is what a model's sampler calls with (x_t, position, steps,
+    predict_noise) before each step; it applies the attack at the steps the config selects."""
+
+    surface: ClassVar[str] = "sampling"
+    budgets: ClassVar[tuple[str, ...]] = ("scale",)
+    Config: ClassVar[type] = SamplingAttackConfig
+
+    def differentiates(self) -> None:
+        return None  # an adversarial one differentiates the sampler's own prediction, handed to it per step
+
+    def perturb_latents(self, latents: torch.Tensor, predict_noise: NoisePredictor,
+                        generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hook(self, seed: int) -> Callable[[torch.Tensor, int, int, NoisePredictor], torch.Tensor]:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+
+        def apply(latents: torch.Tensor, position: int, steps: int, predict_noise: NoisePredictor) -> torch.Tensor:
+            if not self.config.attacks(position, steps):
+                return latents
+            with torch.enable_grad():
+                return self.perturb_latents(latents, predict_noise, generator).detach()
+        return apply

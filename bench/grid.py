@@ -25,12 +25,13 @@ from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 
 GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
-             "metrics", "defenses", "attacks", "eps", "rate", "edits", "count", "ratio", "exclude", "overrides",
+             "metrics", "defenses", "attacks", "eps", "rate", "edits", "count", "ratio", "scale", "exclude", "overrides",
              "threat_models", "transfer_source"}
 CELL_KEYS = {"n", "seed", "batch_size"}
-BUDGET_AXES = ("eps", "rate", "edits", "count", "ratio")
+BUDGET_AXES = ("eps", "rate", "edits", "count", "ratio", "scale")
 """The grid's budget axes, each injected into the attacks whose ``Attack.budgets`` name it: ``eps`` for
-pixel attacks, ``rate`` / ``edits`` for prompt attacks, ``count`` / ``ratio`` for poisoning attacks."""
+pixel attacks, ``rate`` / ``edits`` for prompt attacks, ``count`` / ``ratio`` for poisoning attacks,
+``scale`` (latent units) for sampling attacks."""
 FRACTION_AXES = ("eps", "rate", "ratio")
 MATCH_KEYS = {"defense", "attack", "scenario", "seed", "threat_model", *BUDGET_AXES}
 DEFAULT_TRANSFER_SOURCE = "vae-kl"
@@ -254,6 +255,10 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
                     or not 0 <= value <= 1:
                 raise BenchError(f"{source}: {key} {value!r} must be a number in [0, 1] (a fraction)")
+    for value in budget_axes["scale"]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise BenchError(f"{source}: scale {value!r} must be a finite number >= 0 (the sampling perturbation's "
+                             "size in the diffusion model's latent units)")
     for key in ("edits", "count"):
         for value in budget_axes[key]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -31,6 +31,10 @@ ATTACKS.register("dirty-label", "attacks.dirty_label:DirtyLabel",
 ATTACKS.register("nightshade", "attacks.nightshade:Nightshade",
                  "training data: Nightshade (release opt.py): source images pulled to an anchor's latent; count / eps")
 
+ATTACKS.register("sampling-noise", "attacks.sampling_noise:SamplingNoise",
+                 "sampling: Gaussian noise of std scale added to x_t at each attacked sampler step (VE-loss)")
+ATTACKS.register("sampling-pgd", "attacks.sampling_pgd:SamplingPGD",
+                 "sampling: L-inf PGD on x_t maximising the denoiser's deviation from its clean prediction")
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
 DEFENSES.register("vae-kl", "defenses.vae:AutoencoderKLDefense",
@@ -72,6 +76,8 @@ METRICS.register("clip-w1-nd", "bench.metrics.clip_w1_nd:ClipW1ND",
                  "AELIF: scipy wasserstein_distance_nd between two sets of CLIP image embeddings")
 METRICS.register("clip-fd", "bench.metrics.clip_fd:ClipFD", "Frechet distance of two sets of CLIP embeddings")
 METRICS.register("zero-shot", "bench.metrics.zero_shot:ZeroShot", "CLIP zero-shot accuracy against class names")
+METRICS.register("zero-shot-unsure", "bench.metrics.zero_shot_unsure:ZeroShotUnsure",
+                 "decoding failure: the CLIP zero-shot top-class probability is below a threshold (0.5)")
 
 SCENARIOS.register("reconstruction", "bench.scenarios.reconstruction:Reconstruction",
                    "attacked images through the autoencoder: fidelity to x and to D(E(x)), latent shift")
@@ -83,5 +89,7 @@ SCENARIOS.register("toy", "bench.scenarios.toy:ToyClassifier",
                    "every attack surface through a nearest-class-mean classifier (plumbing checks, not a benchmark)")
 SCENARIOS.register("prompt-robustness", "bench.scenarios.prompt_robustness:PromptRobustness",
                    "clean and perturbed prompts generated with the same seed: W1, CLIP similarity, accuracy ratio")
+SCENARIOS.register("sampling-perturbation", "bench.scenarios.sampling_perturbation:SamplingPerturbation",
+                   "text-to-image generation under a perturbed sampling trajectory: FID, accuracy, decoding failure")
 
 REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "metrics": METRICS, "scenarios": SCENARIOS}

@@ -6,6 +6,7 @@ here by its folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,20 +52,34 @@ class StableDiffusionModel(TextToImage):
 
     def weights(self) -> dict[str, str]:
         from bench import zoo
-        from bench.t2i import finetuned_weight_folders, is_finetuned_folder
+        from bench.t2i import embedded_autoencoder, finetuned_weight_folders, is_finetuned_folder
 
         if self.config.pipeline in EMBEDDED_MODELS:
-            folders = [zoo.model_dir(self.config.pipeline), zoo.model_dir("vae-kl")]
+            folders = [zoo.model_dir(self.config.pipeline), zoo.model_dir(embedded_autoencoder(self.config.pipeline))]
         elif is_finetuned_folder(self.config.pipeline):
             folders = finetuned_weight_folders(Path(self.config.pipeline).expanduser())
         else:
             folders = [Path(self.config.pipeline).expanduser()] if Path(self.config.pipeline).expanduser().exists() else []
         return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*.safetensors"))}
 
-    def generate(self, prompts: list[str], seed: int) -> torch.Tensor:
+    def generate(self, prompts: list[str], seed: int, perturb: Callable | None = None) -> torch.Tensor:
+        """``perturb``: a ``SamplingAttack.hook`` applied to the sampling trajectory (``bench.t2i.generate``)."""
         from bench.t2i import generate
 
-        return generate(self.pipe, list(prompts), steps=self.config.steps, guidance=self.config.guidance, seed=seed)
+        return generate(self.pipe, list(prompts), steps=self.config.steps, guidance=self.config.guidance, seed=seed,
+                        perturb=perturb)
+
+    @torch.no_grad()
+    def decode_perturbed_latents(self, images: torch.Tensor, scale: float, seed: int) -> torch.Tensor:
+        """D(mu + scale * n): the autoencoder's posterior means of ``images`` in [0, 1], in the diffusion
+        model's scaled latent units, with Gaussian noise of std ``scale`` added, decoded to [0, 1] (the
+        VE-loss paper's decoder-side check)."""
+        vae = self.pipe.vae
+        parameter = next(vae.parameters())
+        factor = float(vae.config.scaling_factor)
+        means = vae.encode(images.to(parameter.device, parameter.dtype) * 2 - 1).latent_dist.mean * factor
+        noise = torch.randn(means.shape, generator=torch.Generator().manual_seed(seed)).to(means.device, means.dtype)
+        return ((vae.decode((means + scale * noise) / factor).sample + 1) / 2).float().cpu().clamp(0, 1)
 
     def edit(self, images: torch.Tensor, prompts: list[str], seed: int, strength: float | None = None) -> torch.Tensor:
         from bench.t2i import edit

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from bench.base import SURFACES, PixelAttack, PoisoningAttack, PromptAttack
+from bench.base import SURFACES, PixelAttack, PoisoningAttack, PromptAttack, SamplingAttack
 from bench.errors import BenchError
 from bench.grid import parse_grid
 from bench.plugins import ATTACKS
@@ -19,7 +19,9 @@ from bench.runner import Runner, RunOptions
 
 ATTACK_OF = {"pixels": {"name": "noise", "eps": 0.05},
              "prompts": {"name": "typo", "edits": 2},
-             "training-data": {"name": "dirty-label", "source": 0, "target": 1, "ratio": 0.25}}
+             "training-data": {"name": "dirty-label", "source": 0, "target": 1, "ratio": 0.25},
+             "sampling": {"name": "sampling-noise", "scale": 0.5}}
+TOY_SURFACES = [surface for surface in SURFACES if surface != "sampling"]  # sampling: test_sampling_perturbation
 TEXT_COLUMN = {"pixels": None, "prompts": "prompt", "training-data": "caption"}
 BUDGET_COLUMN = {"pixels": "linf", "prompts": "prompt_edits", "training-data": "poisoned"}
 
@@ -44,7 +46,8 @@ def stored(run_dir) -> dict:
 
 
 def test_every_surface_has_a_base_and_an_attack_registered():
-    bases = {PixelAttack: "pixels", PromptAttack: "prompts", PoisoningAttack: "training-data"}
+    bases = {PixelAttack: "pixels", PromptAttack: "prompts", PoisoningAttack: "training-data",
+             SamplingAttack: "sampling"}
     assert sorted(bases.values()) == sorted(SURFACES)
     for base, surface in bases.items():
         assert base.surface == surface
@@ -52,7 +55,7 @@ def test_every_surface_has_a_base_and_an_attack_registered():
         assert ATTACKS.get(entry["name"]).surface == surface
 
 
-@pytest.mark.parametrize("surface", SURFACES)
+@pytest.mark.parametrize("surface", TOY_SURFACES)
 def test_surface_end_to_end_interrupted_and_resumed(tmp_path, tiny_vae_dir, monkeypatch, surface):
     from bench.store import CellStore
 

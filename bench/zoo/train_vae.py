@@ -9,7 +9,11 @@ The config's later fields are knobs for the fragility study (``docs/zoo.md``, "F
 ``block_out_channels`` a 64x64 input keeps 4x8x8 latents), ``layers_per_block`` and
 ``colour_augment`` (the probability that an image is given a random linear colour map, background
 to one random RGB colour and full intensity to another: the data is grey). Their defaults are the
-shipped ``vae-kl`` recipe's. The loop is ``bench.training.TrainingLoop``; ``train_vae(...,
+shipped ``vae-kl`` recipe's. ``regulariser`` and the ``ve_*`` fields swap the KL term for the VE loss
+(``bench.zoo.latent_regularisers``, issue 13's tokenizers), and ``scale_on`` says which latents the
+``scaling_factor`` is measured on: the posterior ``mean`` (``vae-kl``) or posterior ``sample``s, which
+is what a diffusion model trained on sampled latents sees; they differ once the variance is not
+collapsed. The loop is ``bench.training.TrainingLoop``; ``train_vae(...,
 checkpoint=FOLDER)`` saves the model, optimiser, schedule and batch generator there every
 ``checkpoint_every`` steps (safetensors + JSON) and resumes from it when it exists.
 """
@@ -28,6 +32,7 @@ from tqdm import tqdm
 from bench.data import load_fashion_mnist
 from bench.metrics.lpips import lpips_distance
 from bench.training import STATE, TrainingLoop
+from bench.zoo.latent_regularisers import check_config, regulariser_terms
 from bench.zoo.training import publish_folder
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,14 @@ class VAETrainConfig:
     resolution: int = 32
     layers_per_block: int = 1
     colour_augment: float = 0.0
+    regulariser: str = "kl"
+    ve_lambda_variance: float = 0.1
+    ve_lambda_magnitude: float = 1e-6
+    ve_tau: float = 1.0
+    ve_delta: float = 1e-4
+    ve_reduction: str = "sum"
+    ve_clamp: bool = True
+    scale_on: str = "mean"
 
 
 def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -84,6 +97,9 @@ def build_vae(config: VAETrainConfig):
 
 def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bool = False,
               checkpoint: Path | None = None, checkpoint_every: int = 50) -> dict:
+    check_config(config)
+    if config.scale_on not in ("mean", "sample"):
+        raise ValueError(f"scale_on must be 'mean' or 'sample', not {config.scale_on!r}")
     torch.manual_seed(config.seed)
     train = load_fashion_mnist("train").images
     vae = build_vae(config)
@@ -95,13 +111,15 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
     def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         batch = colour_augment(resize(train[indices], config.resolution), config.colour_augment, generator)
         posterior = vae.encode(batch * 2 - 1).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator=generator)).sample
+        z = posterior.sample(generator=generator)
+        reconstruction = vae.decode(z).sample
         mse = torch.mean((reconstruction - (batch * 2 - 1)) ** 2)
         perceptual = lpips_distance((reconstruction + 1) / 2, batch, config.lpips_net).mean()
-        return {"loss": mse + config.lpips_weight * perceptual + config.kl_weight * posterior.kl().mean(),
-                "mse": mse, "lpips": perceptual}
+        regulariser = regulariser_terms(posterior, z, config)
+        return {"loss": mse + config.lpips_weight * perceptual + regulariser.pop("reg"),
+                "mse": mse, "lpips": perceptual, "variance": posterior.var.mean().detach(), **regulariser}
 
-    progress = tqdm(total=config.steps, desc="train vae-kl", disable=quiet)
+    progress = tqdm(total=config.steps, desc=f"train {output.name}", disable=quiet)
 
     def advance(completed: int, means: list[float], seconds: float) -> None:
         progress.update(completed - progress.n)
@@ -118,14 +136,24 @@ def train_vae(output: Path, config: VAETrainConfig = VAETrainConfig(), quiet: bo
     vae.eval()
     with torch.no_grad():
         sample = resize(load_fashion_mnist("val", 2000).images, config.resolution)
-        latents = torch.cat([vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in sample.split(250)])
+        generator = torch.Generator().manual_seed(config.seed)
+        posteriors = [vae.encode(chunk * 2 - 1).latent_dist for chunk in sample.split(250)]
+        means = torch.cat([posterior.mean for posterior in posteriors])
+        samples = torch.cat([posterior.sample(generator=generator) for posterior in posteriors])
+        variance = torch.cat([posterior.var for posterior in posteriors])
+    latents = samples if config.scale_on == "sample" else means
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     publish_folder(output, lambda folder: vae.save_pretrained(folder, safe_serialization=True))
     info = asdict(config)
     info["latent_std_on_val"] = float(latents.std())
+    info["latent_variance_on_val"] = {"mean": float(variance.mean()), "median": float(variance.median()),
+                                      "mean_std": float(means.std()), "sample_std": float(samples.std())}
     if config.steps >= 50:
         info["loss_per_50_steps"] = [round(sum(losses[i:i + 50]) / len(losses[i:i + 50]), 4)
                                      for i in range(0, len(losses), 50)]
+        variances = [row[4] for row in result.curve]
+        info["variance_per_50_steps"] = [float(f"{sum(variances[i:i + 50]) / len(variances[i:i + 50]):.3g}")
+                                         for i in range(0, len(variances), 50)]
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return info

@@ -1,0 +1,134 @@
+"""Issue 13's sampling surface on tiny seeded models: the sampling attacks perturb x_t of the steps
+their config selects (Gaussian noise; PGD inside the L-inf ball of its scale, more harmful than noise
+of the same size), the sampling-perturbation scenario measures generations and the decoder-side check,
+resumes after a kill, and bad scales are refused with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from bench.errors import BenchError
+from bench.plugins import ATTACKS, DEFENSES
+from bench.runner import Runner, RunOptions
+
+
+def attack(name: str, **params):
+    cls = ATTACKS.get(name)
+    return cls(cls.make_config(params))
+
+
+@pytest.mark.parametrize("params", [{"scale": -0.1}, {"scale": float("nan")}, {"scale": float("inf")},
+                                    {"start": 0.6, "stop": 0.5}, {"stop": 1.5}])
+@pytest.mark.parametrize("name", ["sampling-noise", "sampling-pgd"])
+def test_a_bad_scale_or_step_range_is_refused(name, params):
+    with pytest.raises(BenchError, match="scale|start"):
+        attack(name, **params)
+
+
+def test_only_the_selected_steps_are_perturbed():
+    hook = attack("sampling-noise", scale=1.0, start=0.5).hook(seed=0)
+    latents = torch.zeros(2, 4, 8, 8)
+    moved = [position for position in range(10) if not torch.equal(hook(latents, position, 10, None), latents)]
+    assert moved == [5, 6, 7, 8, 9]
+    assert torch.equal(attack("sampling-noise", scale=0.0).hook(0)(latents, 3, 10, None), latents)
+
+
+def test_noise_has_the_scale_as_its_std_and_is_seeded():
+    latents = torch.zeros(64, 4, 8, 8)
+    first = attack("sampling-noise", scale=0.3).hook(seed=1)(latents, 1, 10, None)
+    assert first.std().item() == pytest.approx(0.3, rel=0.05)
+    assert torch.equal(first, attack("sampling-noise", scale=0.3).hook(seed=1)(latents, 1, 10, None))
+
+
+def test_pgd_stays_in_its_ball_and_beats_noise_of_the_same_size():
+    torch.manual_seed(0)
+    weight = torch.randn(16, 16)
+
+    def predict(x):  # a smooth nonlinear denoiser stand-in
+        return torch.tanh(x.flatten(1) @ weight).view_as(x) * 3
+
+    latents = torch.randn(8, 1, 4, 4)
+    reference = predict(latents)
+    for iterations in (1, 5):
+        adversarial = attack("sampling-pgd", scale=0.1, iterations=iterations).hook(0)(latents, 1, 10, predict)
+        assert (adversarial - latents).abs().max() <= 0.1 + 1e-6
+        signs = torch.randint(0, 2, latents.shape, generator=torch.Generator().manual_seed(1)) * 0.2 - 0.1
+        pgd = (predict(adversarial) - reference).pow(2).sum()
+        random = (predict(latents + signs) - reference).pow(2).sum()
+        assert pgd > 2 * random
+
+
+def grid(tmp_path, tiny_sd_dir, **extra):
+    spec = {"name": "sampling-test", "seed": 0, "batch_size": 4, "data": {"n": 8},
+            "scenario": "sampling-perturbation", "metrics": ["zero-shot", "zero-shot-unsure", "clip-score", "kid"],
+            "defenses": [{"name": "t2i", "pipeline": str(tiny_sd_dir), "steps": 4, "guidance": 3.0}],
+            "attacks": [{"name": "sampling-noise"}, {"name": "sampling-pgd"}], "scale": [0.0, 2.0], **extra}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def results(run_dir) -> dict:
+    out = {}
+    for folder in (run_dir / "cells").glob("*/"):
+        summary = json.loads((folder / "summary.json").read_text())
+        out[(summary["attack"], summary["budget"]["scale"])] = (summary, pd.read_csv(folder / "samples.csv"))
+    return out
+
+
+def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp_path, tiny_sd_dir, monkeypatch):
+    from bench.store import CellStore
+
+    path = grid(tmp_path, tiny_sd_dir)
+    Runner(tmp_path / "straight", RunOptions(quiet=True)).run_grid(path)
+    cells = results(tmp_path / "straight")
+    assert len(cells) == 4
+    clean_noise, clean_pgd = cells[("sampling-noise", 0.0)][1], cells[("sampling-pgd", 0.0)][1]
+    assert clean_noise.equals(clean_pgd)  # scale 0 is the unperturbed generation for either attack
+    noisy = cells[("sampling-noise", 2.0)][1]
+    assert not noisy["latent_noise_psnr"].equals(clean_noise["latent_noise_psnr"])  # the tiny VAE decodes noise anyway
+    assert (noisy["latent_noise_lpips"] >= 0).all() and set(noisy["zero-shot-unsure"]) <= {0.0, 1.0}
+    summary = cells[("sampling-pgd", 2.0)][0]
+    assert "kid" in summary["metrics"] and summary["metrics"]["zero-shot-unsure"]["higher_is_better"] is False
+
+    original, saved = CellStore.save_batch, []
+
+    def dies_after_one_batch(self, index, tensors):
+        if saved:
+            raise KeyboardInterrupt
+        original(self, index, tensors)
+        saved.append(index)
+
+    monkeypatch.setattr(CellStore, "save_batch", dies_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
+    monkeypatch.setattr(CellStore, "save_batch", original)
+    Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
+    resumed = results(tmp_path / "killed")
+    for key, (summary, samples) in cells.items():
+        assert resumed[key][1].equals(samples) and resumed[key][0]["metrics"] == summary["metrics"]
+
+
+def test_generation_with_a_perturbation_differs_and_without_it_does_not(tiny_sd_dir):
+    model = DEFENSES.get("t2i")(DEFENSES.get("t2i").make_config({"pipeline": str(tiny_sd_dir), "steps": 4}))
+    prompts = ["a photo of a bag", "a photo of a coat"]
+    plain = model.generate(prompts, seed=3)
+    assert torch.equal(plain, model.generate(prompts, seed=3, perturb=attack("sampling-noise", scale=0.0).hook(3)))
+    assert not torch.equal(plain, model.generate(prompts, seed=3, perturb=attack("sampling-pgd", scale=0.5).hook(3)))
+
+
+@pytest.mark.parametrize("scale", [-0.5, ".nan"])
+def test_the_cli_refuses_a_bad_scale_axis_in_one_line(tmp_path, tiny_sd_dir, capsys, scale):
+    from bench.cli import main
+
+    path = grid(tmp_path, tiny_sd_dir)
+    path.write_text(path.read_text().replace("- 2.0", f"- {scale}"))
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "scale" in err[0]
+    assert not (tmp_path / "run").exists()
