@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,8 +21,7 @@ import torch
 from bench.errors import BenchError
 
 EMBEDDED_MODEL = "ldm-t2i"
-TOKENIZER_LDMS = ("ldm-vae-kl-b1e-2", "ldm-vae-kl-b1", "ldm-vae-kl-b8", "ldm-ve-vae")  # issue 13
-EMBEDDED_MODELS = (EMBEDDED_MODEL, "ldm-t2i-v2", *TOKENIZER_LDMS)  # zoo UNets conditioned on the MiniLM, assembled alike
+EMBEDDED_MODELS = (EMBEDDED_MODEL, "ldm-t2i-v2")  # zoo UNets conditioned on the MiniLM, assembled alike
 KINDS = ("txt2img", "img2img")
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -40,15 +38,9 @@ def _pipeline_class(kind: str):
     return StableDiffusionPipeline if kind == "txt2img" else StableDiffusionImg2ImgPipeline
 
 
-def embedded_autoencoder(name: str) -> str:
-    """The zoo autoencoder whose latents the embedded model ``name`` denoises (its manifest's first
-    requirement)."""
-    from bench import zoo
-
-    return zoo.manifest().get(name, {}).get("requires", ["vae-kl"])[0]
-
-
-def _embedded_components(name: str) -> dict:
+def _embedded_components(name: str, given: dict | None = None) -> dict:
+    """The embedded model's components; those in ``given`` take the place of its own UNet and
+    scheduler, which are then not loaded."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from bench import zoo
@@ -61,11 +53,13 @@ def _embedded_components(name: str) -> dict:
     # ldm-t2i was trained on token states computed with the attention mask; BERT has no such config
     # flag, so without it the pipeline would encode prompts unmasked.
     text_encoder.config.use_attention_mask = True
-    vae, _ = load_autoencoder(embedded_autoencoder(name))
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
-    scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    vae, _ = load_autoencoder("vae-kl")
+    given = given or {}
+    unet = given["unet"] if "unet" in given else UNet2DConditionModel.from_pretrained(folder / "unet",
+                                                                                      use_safetensors=True)
+    scheduler = given["scheduler"] if "scheduler" in given else DDIMScheduler.from_pretrained(folder / "scheduler")
     return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
-            "scheduler": scheduler}
+            "scheduler": scheduler, **given}
 
 
 def _check_local_folder(folder: Path, trust_pickle: bool) -> None:
@@ -82,7 +76,9 @@ def _check_local_folder(folder: Path, trust_pickle: bool) -> None:
                              "to safetensors or pass trust_pickle=True if you trust the file")
 
 
-def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickle: bool):
+def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickle: bool, **given):
+    """``from_pretrained`` of a hub id or local folder; components in ``given`` are used as they are,
+    not loaded."""
     from bench.leaderboard.safety import refuse_pickle
 
     refuse_pickle(trust_pickle, f"pipeline {model!r}")  # verify mode: safetensors only
@@ -97,7 +93,7 @@ def _load_pretrained(model: str, pipeline_class, dtype: torch.dtype, trust_pickl
     try:
         return pipeline_class.from_pretrained(
             str(local) if local.exists() else model, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False, use_safetensors=None if trust_pickle else True, dtype=dtype)
+            requires_safety_checker=False, use_safetensors=None if trust_pickle else True, dtype=dtype, **given)
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"cannot load pipeline {model!r} ({first_line[:160]}); download it with "
@@ -113,8 +109,7 @@ def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device
 
     pipeline_class = _pipeline_class(kind)
     if model in EMBEDDED_MODELS or is_finetuned_folder(model):
-        components = (_embedded_components(model) if model in EMBEDDED_MODELS
-                      else load_finetuned_components(Path(model).expanduser())[1])
+        components = base_components(model)
         components = {k: v for k, v in components.items() if k in ("vae", "text_encoder", "tokenizer", "unet",
                                                                      "scheduler")}
         pipe = pipeline_class(**components, safety_checker=None, feature_extractor=None,
@@ -139,20 +134,33 @@ def model_folders(model: str) -> list[Path]:
     return [local] if local.exists() else []
 
 
-def load_finetuned_components(folder: Path) -> tuple[str, dict]:
-    """The base pipeline's name and components with the fine-tuned UNet and the recorded autoencoder."""
+def base_components(model: str, given: dict | None = None) -> dict:
+    """The pipeline components of ``model`` (embedded, fine-tuned folder, hub id or SD folder), with
+    those in ``given`` in place of its own: a replaced part is never loaded."""
+    given = given or {}
+    if model in EMBEDDED_MODELS:
+        return _embedded_components(model, given)
+    if is_finetuned_folder(model):
+        return load_finetuned_components(Path(model).expanduser(), given)[1]
+    return dict(_load_pretrained(model, _pipeline_class("txt2img"), torch.float32, False, **given).components)
+
+
+def load_finetuned_components(folder: Path, given: dict | None = None) -> tuple[str, dict]:
+    """The base pipeline's name and components with the fine-tuned UNet and the recorded autoencoder
+    (the base's own UNet and autoencoder are not loaded); ``given`` parts take the place of these."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from defenses.vae import load_autoencoder
 
     record = json.loads((folder / FINETUNED).read_text())
-    base = load_t2i_pipeline(record["base"])
-    components = dict(base.components)
-    components["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
-    components["scheduler"] = DDIMScheduler.from_pretrained(folder / "scheduler")
-    if record.get("autoencoder"):
-        components["vae"], _ = load_autoencoder(record["autoencoder"], record.get("autoencoder_subfolder", ""))
-    return record["base"], components
+    own = dict(given or {})
+    if "unet" not in own:
+        own["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
+    if "scheduler" not in own:
+        own["scheduler"] = DDIMScheduler.from_pretrained(folder / "scheduler")
+    if record.get("autoencoder") and "vae" not in own:
+        own["vae"], _ = load_autoencoder(record["autoencoder"], record.get("autoencoder_subfolder", ""))
+    return record["base"], base_components(record["base"], own)
 
 
 def is_finetuned_folder(model: str) -> bool:
@@ -165,7 +173,7 @@ def finetuned_weight_folders(folder: Path) -> list[Path]:
 
     record = json.loads((folder / FINETUNED).read_text())
     folders = [folder, *model_folders(record["base"])]
-    autoencoder = record.get("autoencoder") or (embedded_autoencoder(record["base"]) if record["base"] in EMBEDDED_MODELS else "")
+    autoencoder = record.get("autoencoder") or ("vae-kl" if record["base"] in EMBEDDED_MODELS else "")
     if autoencoder:
         subfolder = record.get("autoencoder_subfolder", "") if record.get("autoencoder") else ""
         source, local = resolve_model_folder(autoencoder, subfolder)
@@ -179,41 +187,12 @@ def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
 
 @torch.no_grad()
 def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-             seed: int = 0, perturb: Callable | None = None) -> torch.Tensor:
-    """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt.
-    ``perturb(latents, position, steps, predict_noise)`` (a ``SamplingAttack.hook``) may replace the
-    input x_t of each step after the first (``trajectory_callback``)."""
+             seed: int = 0) -> torch.Tensor:
+    """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt."""
     generator = torch.Generator().manual_seed(seed)
-    hooks = {} if perturb is None else {"callback_on_step_end": trajectory_callback(perturb, guidance),
-                                        "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"]}
     images = pipe(prompt=_prompts(prompts), num_inference_steps=steps, guidance_scale=guidance,
-                  generator=generator, output_type="pt", **hooks).images
+                  generator=generator, output_type="pt").images
     return images.float().cpu().clamp(0, 1)
-
-
-def trajectory_callback(perturb: Callable, guidance: float) -> Callable:
-    """A diffusers ``callback_on_step_end`` that hands the latents step ``i`` produced, which are the
-    input x_t of step ``i + 1``, to ``perturb`` with a differentiable predictor of the guided noise the
-    UNet will estimate at that step (the pipeline's own prompt states and guidance)."""
-
-    def callback(pipe, i: int, timestep, tensors: dict) -> dict:
-        timesteps = pipe.scheduler.timesteps
-        if i + 1 >= len(timesteps):
-            return {}
-        following, states = timesteps[i + 1], tensors["prompt_embeds"]
-        guided = pipe.do_classifier_free_guidance
-
-        def predict_noise(latents: torch.Tensor) -> torch.Tensor:
-            inputs = pipe.scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, following)
-            noise = pipe.unet(inputs, following, encoder_hidden_states=states).sample
-            if not guided:
-                return noise
-            unconditional, conditional = noise.chunk(2)
-            return unconditional + guidance * (conditional - unconditional)
-
-        return {"latents": perturb(tensors["latents"], i + 1, len(timesteps), predict_noise)}
-
-    return callback
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from bench.errors import BenchError
 from bench.finetune import finetune
@@ -41,6 +42,20 @@ def test_the_finetuned_folder_loads_and_generates_deterministically(finetuned, t
     assert first.shape == (1, 3, 16, 16) and torch.equal(first, second)
     base = generate(load_t2i_pipeline(str(tiny_sd_dir)), ["abc"], steps=2, seed=5)
     assert not torch.allclose(first, base)
+
+
+def test_a_finetuned_folder_loads_only_its_own_unet(finetuned, monkeypatch):
+    """The base's UNet is never loaded to be thrown away: ``from_pretrained`` is handed the fine-tuned one."""
+    from diffusers import UNet2DConditionModel
+
+    loaded = []
+    original = UNet2DConditionModel.from_pretrained.__func__
+    monkeypatch.setattr(UNet2DConditionModel, "from_pretrained",
+                        classmethod(lambda cls, *args, **kwargs: loaded.append(args) or original(cls, *args, **kwargs)))
+    pipe = load_t2i_pipeline(str(finetuned))
+    assert loaded == [(finetuned / "unet",)]
+    trained = load_file(finetuned / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(value, trained[name]) for name, value in pipe.unet.state_dict().items())
 
 
 def test_the_loss_curve_is_recorded_and_finite(finetuned):
