@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,7 +22,8 @@ import torch
 from bench.errors import BenchError
 
 EMBEDDED_MODEL = "ldm-t2i"
-EMBEDDED_MODELS = (EMBEDDED_MODEL, "ldm-t2i-v2")  # zoo UNets conditioned on the MiniLM, assembled alike
+TOKENIZER_LDMS = ("ldm-vae-kl-b1e-2", "ldm-vae-kl-b1", "ldm-vae-kl-b8", "ldm-ve-vae")  # issue 13
+EMBEDDED_MODELS = (EMBEDDED_MODEL, "ldm-t2i-v2", *TOKENIZER_LDMS)  # zoo UNets conditioned on the MiniLM, assembled alike
 KINDS = ("txt2img", "img2img")
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -36,6 +38,14 @@ def _pipeline_class(kind: str):
     if kind not in KINDS:
         raise BenchError(f"unknown pipeline kind {kind!r}; use one of {', '.join(KINDS)}")
     return StableDiffusionPipeline if kind == "txt2img" else StableDiffusionImg2ImgPipeline
+
+
+def embedded_autoencoder(name: str) -> str:
+    """The zoo autoencoder whose latents the embedded model ``name`` denoises (its manifest's first
+    requirement)."""
+    from bench import zoo
+
+    return zoo.manifest().get(name, {}).get("requires", ["vae-kl"])[0]
 
 
 def _embedded_components(name: str, given: dict | None = None) -> dict:
@@ -53,7 +63,7 @@ def _embedded_components(name: str, given: dict | None = None) -> dict:
     # ldm-t2i was trained on token states computed with the attention mask; BERT has no such config
     # flag, so without it the pipeline would encode prompts unmasked.
     text_encoder.config.use_attention_mask = True
-    vae, _ = load_autoencoder("vae-kl")
+    vae, _ = load_autoencoder(embedded_autoencoder(name))
     given = given or {}
     unet = given["unet"] if "unet" in given else UNet2DConditionModel.from_pretrained(folder / "unet",
                                                                                       use_safetensors=True)
@@ -173,7 +183,7 @@ def finetuned_weight_folders(folder: Path) -> list[Path]:
 
     record = json.loads((folder / FINETUNED).read_text())
     folders = [folder, *model_folders(record["base"])]
-    autoencoder = record.get("autoencoder") or ("vae-kl" if record["base"] in EMBEDDED_MODELS else "")
+    autoencoder = record.get("autoencoder") or (embedded_autoencoder(record["base"]) if record["base"] in EMBEDDED_MODELS else "")
     if autoencoder:
         subfolder = record.get("autoencoder_subfolder", "") if record.get("autoencoder") else ""
         source, local = resolve_model_folder(autoencoder, subfolder)
@@ -187,12 +197,41 @@ def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
 
 @torch.no_grad()
 def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-             seed: int = 0) -> torch.Tensor:
-    """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt."""
+             seed: int = 0, perturb: Callable | None = None) -> torch.Tensor:
+    """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt.
+    ``perturb(latents, position, steps, predict_noise)`` (a ``SamplingAttack.hook``) may replace the
+    input x_t of each step after the first (``trajectory_callback``)."""
     generator = torch.Generator().manual_seed(seed)
+    hooks = {} if perturb is None else {"callback_on_step_end": trajectory_callback(perturb, guidance),
+                                        "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"]}
     images = pipe(prompt=_prompts(prompts), num_inference_steps=steps, guidance_scale=guidance,
-                  generator=generator, output_type="pt").images
+                  generator=generator, output_type="pt", **hooks).images
     return images.float().cpu().clamp(0, 1)
+
+
+def trajectory_callback(perturb: Callable, guidance: float) -> Callable:
+    """A diffusers ``callback_on_step_end`` that hands the latents step ``i`` produced, which are the
+    input x_t of step ``i + 1``, to ``perturb`` with a differentiable predictor of the guided noise the
+    UNet will estimate at that step (the pipeline's own prompt states and guidance)."""
+
+    def callback(pipe, i: int, timestep, tensors: dict) -> dict:
+        timesteps = pipe.scheduler.timesteps
+        if i + 1 >= len(timesteps):
+            return {}
+        following, states = timesteps[i + 1], tensors["prompt_embeds"]
+        guided = pipe.do_classifier_free_guidance
+
+        def predict_noise(latents: torch.Tensor) -> torch.Tensor:
+            inputs = pipe.scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, following)
+            noise = pipe.unet(inputs, following, encoder_hidden_states=states).sample
+            if not guided:
+                return noise
+            unconditional, conditional = noise.chunk(2)
+            return unconditional + guidance * (conditional - unconditional)
+
+        return {"latents": perturb(tensors["latents"], i + 1, len(timesteps), predict_noise)}
+
+    return callback
 
 
 @torch.no_grad()
