@@ -1,7 +1,10 @@
-"""A pixel-space DDPM as a defended model of kind ``denoiser``: the zoo's ``ddpm-pixel`` (the
-undefended baseline of the Robustadv track) or any folder in its layout (``unet/`` with a diffusers
+"""A pixel-space DDPM as a defended model of kind ``denoiser``: the zoo's ``ddpm-pixel``, ``ddpm`` (the
+undefended baseline of the Robustadv track, grey at 28x28) or any folder in their layout (``unet/`` with a diffusers
 ``UNet2DModel``, ``scheduler/`` with its DDIM scheduler, safetensors only).
 
+Images go in and come out as the suite's (N, 3, 32, 32) in [0, 1]; a grey 28x28 model sees their
+channel mean without the 2-pixel border (``bench.zoo.train_ddpm.to_model_space``), and its outputs are
+replicated to RGB inside the input's border (``to_suite_images``).
 ``training_loss`` is the recipe's epsilon-prediction loss (``bench.zoo.train_ddpm``), per image;
 ``sample`` draws with the recipe's DDIM sampler (``steps`` steps, x0 clipped, 8-bit output);
 ``denoise`` noises images to ``strength`` of the schedule and samples them back (SDEdit).
@@ -66,10 +69,11 @@ class PixelDDPM(Denoiser):
         return {str(p): sha256_file(p) for p in sorted(self.folder.rglob("*.safetensors"))}
 
     def training_loss(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        from bench.zoo.train_ddpm import noise_prediction_loss
+        from bench.zoo.train_ddpm import noise_prediction_loss, to_model_space
 
         alphas = self.pipe.scheduler.alphas_cumprod.to(self.unet.device)
-        return noise_prediction_loss(self.unet, alphas, clean.to(self.unet.device) * 2 - 1, generator, "none")
+        return noise_prediction_loss(self.unet, alphas, to_model_space(clean.to(self.unet.device), self.unet),
+                                     generator, "none")
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         from bench.zoo.train_ddpm import sample
@@ -80,6 +84,8 @@ class PixelDDPM(Denoiser):
     def denoise(self, images: torch.Tensor, strength: float, seed: int) -> torch.Tensor:
         from diffusers import DDIMScheduler
 
+        from bench.zoo.train_ddpm import to_model_space, to_suite_images
+
         check_unit_interval("ddpm", "strength", strength)
         scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
         scheduler.set_timesteps(self.config.steps)
@@ -87,12 +93,12 @@ class PixelDDPM(Denoiser):
         if not len(timesteps):
             return images
         generator = torch.Generator().manual_seed(seed)
-        x = images.to(self.unet.device, self.unet.dtype) * 2 - 1
+        x = to_model_space(images.to(self.unet.device, self.unet.dtype), self.unet)
         noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
         x = scheduler.add_noise(x, noise, timesteps[:1].repeat(len(x)))
         for t in timesteps:
             x = scheduler.step(self.unet(x, t).sample, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        return to_suite_images(((x.float() + 1) / 2).clamp(0, 1), like=images.to(x.device))
 
 
 @dataclass(frozen=True)
@@ -116,11 +122,11 @@ class DDPMFineTune(FineTuneRecipe):
     def setup(self, data: dict[str, torch.Tensor | list[str]]) -> Training:
         from diffusers import DDIMScheduler
 
-        from bench.zoo.train_ddpm import load_unet, noise_prediction_loss
+        from bench.zoo.train_ddpm import load_unet, noise_prediction_loss, to_model_space
 
         folder = resolve_denoiser_folder(self.config.model)
-        images = data["images"].float() * 2 - 1
         unet = load_unet(folder).train().requires_grad_(True)
+        images = to_model_space(data["images"].float(), unet)
         scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
         optimizer = torch.optim.Adam(unet.parameters(), lr=self.config.learning_rate)
 

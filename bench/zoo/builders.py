@@ -115,6 +115,17 @@ RECIPES: dict[str, Recipe] = {
                          {"class": "diffusers.UNet2DModel + DDIMScheduler",
                           "trained_on": "Fashion-MNIST train split (55k, 32x32 RGB)"},
                          devices=("cpu", "cuda"), after_training=_ddpm_samples),
+    "ddpm": Recipe(train_ddpm.train_ddpm_pixel, train_ddpm.DDPM_CPU,
+                   {"class": "diffusers.UNet2DModel (grey, 28x28) + DDIMScheduler",
+                    "trained_on": "Fashion-MNIST train split (55k, 28x28 grey; the suite's 32x32 RGB border "
+                                  "cropped and channels averaged)"},
+                   devices=("cpu", "cuda")),
+    **{name: Recipe(train_ddpm.train_ddpm_pixel, config,
+                    {"class": "diffusers.UNet2DModel (grey, 28x28) + DDIMScheduler",
+                     "trained_on": "Fashion-MNIST train split as for ddpm, corrupted as training.corruption says",
+                     "objective": "DDPM" if config.regulariser.kind == "none" else
+                     f"Robustadv (bench.zoo.robustadv): {config.regulariser.kind}, {config.regulariser.perturbation}"},
+                    devices=("cpu", "cuda")) for name, config in train_ddpm.VARIANTS.items()},
     "srl-vae": Recipe(train_srl.train_srl_vae, train_srl.SRLTrainConfig(), _SRL_FACTS, devices=("cpu", "cuda")),
     "srl-vae-a0.1": Recipe(train_srl.train_srl_vae, train_srl.SRLTrainConfig(alpha=0.1), _SRL_FACTS,
                            devices=("cpu", "cuda")),

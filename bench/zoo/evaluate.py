@@ -9,7 +9,7 @@
 - ``ldm-t2i-v2``: the same accuracy for captions drawn from its training templates and names (bar:
   90%), and separately for held-out captions (bar: 80%), split into held-out templates, held-out
   names, and both; FID / KID of the training-caption generations;
-- ``ddpm-pixel``: sample FID / KID against test images, and the class mix of the samples by
+- ``ddpm-pixel``, ``ddpm``: sample FID / KID against test images, and the class mix of the samples by
   ``clip-proxy`` (a mode-coverage check).
 """
 
@@ -22,6 +22,7 @@ import torch
 from bench.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from bench.errors import BenchError
 from bench.stats import mean_interval, set_interval
+from bench.zoo.train_ddpm import VARIANTS
 
 
 def _fid_kid(images: torch.Tensor, reference: torch.Tensor, prefix: str = "") -> dict[str, Any]:
@@ -178,6 +179,8 @@ EVALUATORS = {"vae-kl": evaluate_autoencoder, "srl-vae": evaluate_autoencoder, "
               **{tokenizer: evaluate_autoencoder for tokenizer in ("vae-kl-b1e-2", "vae-kl-b1", "vae-kl-b8", "ve-vae")},
               **{f"ldm-{tokenizer}": evaluate_text_to_image
                  for tokenizer in ("vae-kl-b1e-2", "vae-kl-b1", "vae-kl-b8", "ve-vae")}}
+
+EVALUATORS.update({name: evaluate_unconditional for name in ("ddpm", *VARIANTS)})
 
 
 def evaluate(name: str, n: int | None) -> dict[str, Any]:

@@ -15,6 +15,14 @@ and early steps (alpha_bar near 0, where x0 = (x - sqrt(1 - alpha_bar) eps) / sq
 magnifies any epsilon error about 150-fold) turn the samples into speckle: with leg 2's weights
 that sampler gave FID 252, this one gives the figure in docs/zoo.md. Unclipped DDIM diverges outright.
 
+The ``ddpm`` recipe is the same loop redesigned for one CPU thread (issue 14): a grey model
+(``channels`` 1: Fashion-MNIST is grey, and three output channels had to learn to agree, which gave
+``ddpm-pixel`` its colour casts) at the data's own 28x28 (``resolution``: the suite's 2-pixel black
+border is cropped off on the way in and put back on the way out), with a smaller UNet. Its samples
+and denoised images come back as the suite's 32x32 RGB (``to_model_space`` / ``to_suite_images``).
+``regulariser`` adds Robustadv's equivariance term (``bench.zoo.robustadv``), ``corruption`` trains
+on a corrupted copy of the data (``bench.corrupted_data``).
+
 ``init_from`` continues an earlier run from the UNet in that zoo folder; the optimiser (and its
 warm-up) and the EMA start afresh there, so the saved weights average this leg's iterates only.
 The loop is ``bench.training.TrainingLoop``; ``checkpoint_every`` saves a checkpoint that a killed
@@ -26,16 +34,20 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
+from bench.corrupted_data import CorruptionConfig, corrupt
 from bench.data import load_fashion_mnist
+from bench.zoo.robustadv import RegulariserConfig, check, objective
 from bench.zoo.training import checkpoint_folder, publish_folder
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 DEFAULT_SAMPLING_STEPS = 100
+NATIVE_SIDE, SUITE_SIDE = 28, 32
+"""Fashion-MNIST's side, and the suite's (``bench.data`` pads it by 2 black pixels)."""
 SAMPLER = f"DDIM eta 0, {DEFAULT_SAMPLING_STEPS} steps, x0 clipped to [-1, 1] and epsilon re-derived from it"
 
 
@@ -53,15 +65,67 @@ class DDPMTrainConfig:
     max_seconds: float = 0.0
     init_from: str = ""
     checkpoint_every: int = 0
+    channels: int = 3
+    resolution: int = 32
+    attention_level: int = 1
+    norm_groups: int = 32
+    regulariser: RegulariserConfig = RegulariserConfig()
+    corruption: CorruptionConfig = CorruptionConfig()
+
+
+DDPM_CPU = DDPMTrainConfig(steps=14000, batch_size=64, learning_rate=5e-4, ema_decay=0.999,
+                           block_out_channels=(16, 32, 64), layers_per_block=1, channels=1, resolution=28,
+                           attention_level=2, norm_groups=8, max_seconds=4200, checkpoint_every=500)
+"""The ``ddpm`` recipe: 0.69 M parameters, 0.28-0.44 s a step at batch 64 on one thread (docs/zoo.md)."""
+
+ROBUSTADV = RegulariserConfig(kind="equivariant", perturbation="adversarial")
+SAME_STEPS = replace(DDPM_CPU, max_seconds=0)
+"""The track's other trainings: ``ddpm``'s config, seed and steps, without its time limit."""
+VARIANTS = {
+    "ddpm-c90-s0.05": replace(SAME_STEPS, corruption=CorruptionConfig(90, 0.05)),
+    "robustadv": replace(SAME_STEPS, regulariser=ROBUSTADV),
+    "robustadv-c90-s0.05": replace(SAME_STEPS, regulariser=ROBUSTADV, corruption=CorruptionConfig(90, 0.05)),
+    "robustadv-inv-c90-s0.05": replace(SAME_STEPS, regulariser=replace(ROBUSTADV, kind="invariant"),
+                                       corruption=CorruptionConfig(90, 0.05)),
+    "robustadv-ran-c90-s0.05": replace(SAME_STEPS, regulariser=replace(ROBUSTADV, perturbation="random"),
+                                       corruption=CorruptionConfig(90, 0.05)),
+    "ddpm-c90-s0.1": replace(SAME_STEPS, corruption=CorruptionConfig(90, 0.1)),
+    "robustadv-c90-s0.1": replace(SAME_STEPS, regulariser=ROBUSTADV, corruption=CorruptionConfig(90, 0.1)),
+}
+"""Corruption 90% at sigma 0.05 / 0.1 in [0, 1] units: the paper's 0.1 / 0.2 read in its [-1, 1] range
+(``bench.corrupted_data``)."""
 
 
 def build_unet(config: DDPMTrainConfig):
     from diffusers import UNet2DModel
 
-    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=config.layers_per_block,
-                       block_out_channels=config.block_out_channels,
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=32)
+    levels = len(config.block_out_channels)
+    down = tuple("AttnDownBlock2D" if i == config.attention_level else "DownBlock2D" for i in range(levels))
+    up = tuple(block.replace("Down", "Up") for block in reversed(down))
+    return UNet2DModel(sample_size=config.resolution, in_channels=config.channels, out_channels=config.channels,
+                       layers_per_block=config.layers_per_block, block_out_channels=config.block_out_channels,
+                       down_block_types=down, up_block_types=up, norm_num_groups=config.norm_groups)
+
+
+def to_model_space(images: torch.Tensor, unet) -> torch.Tensor:
+    """Suite images (N, 3, 32, 32) in [0, 1] -> the model's input in [-1, 1]: centre-cropped to its size,
+    channels averaged for a grey model."""
+    size = unet.config.sample_size
+    border = (images.shape[-1] - size) // 2
+    x = images[..., border:border + size, border:border + size]
+    return (x.mean(1, keepdim=True) if unet.config.in_channels == 1 else x) * 2 - 1
+
+
+def to_suite_images(x: torch.Tensor, like: torch.Tensor | None = None, side: int = SUITE_SIDE) -> torch.Tensor:
+    """A model's output in [0, 1] -> (N, 3, side, side): grey replicated to RGB, and the border around it
+    taken from ``like`` (the images it came from) or black."""
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    if x.shape[-1] == side:
+        return x
+    out = like.clone().to(x) if like is not None else x.new_zeros((len(x), 3, side, side))
+    border = (side - x.shape[-1]) // 2
+    out[..., border:border + x.shape[-1], border:border + x.shape[-1]] = x
+    return out
 
 
 def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), quiet: bool = False,
@@ -72,22 +136,25 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
 
     torch.manual_seed(config.seed)
     start = time.time()
-    train = load_fashion_mnist("train").images.to(device) * 2 - 1
     unet = build_unet(config)
+    corrupted = corrupt(load_fashion_mnist("train").images, config.corruption)
+    train = to_model_space(corrupted.images, unet).to(device)
     if config.init_from:
         unet.load_state_dict(load_unet(Path(config.init_from)).state_dict())
     unet.to(device)
     ema = EMA(unet, config.ema_decay, debias=True)
     alphas = DDPMScheduler(**SCHEDULER_KWARGS).alphas_cumprod.to(device)
+    check(config.regulariser, alphas)
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.learning_rate)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps))
 
     def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": noise_prediction_loss(unet, alphas, train[indices.to(device)], generator)}
+        return objective(unet, alphas, train[indices.to(device)], generator, config.regulariser)
 
     def progress(completed: int, means: list[float], seconds: float) -> None:
         if not quiet:
-            print(f"ddpm step {completed}/{config.steps} loss {means[0]:.4f} {seconds:.0f}s", flush=True)
+            terms = " ".join(f"{value:.4f}" for value in means)
+            print(f"ddpm step {completed}/{config.steps} loss {terms} {seconds:.0f}s", flush=True)
 
     result = TrainingLoop(unet, optimizer, config.steps, config.seed, len(train), config.batch_size, schedule=warmup,
                           clip=1.0, ema=ema, log_every=config.log_every, max_seconds=config.max_seconds,
@@ -105,7 +172,9 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
     info = asdict(config)
     info.update(unet_parameters=sum(p.numel() for p in unet.parameters()), scheduler=SCHEDULER_KWARGS,
                 prediction_type="epsilon", saved_weights="EMA, bias-corrected for its initialisation",
-                loss_curve=result.curve, device=str(device), steps_completed=result.steps_completed,
+                loss_curve=result.curve, curve_columns=["step", *(["loss", "ddpm", "regulariser"]
+                                                                 if config.regulariser.kind != "none" else ["loss"])],
+                training_data=corrupted.describe(), device=str(device), steps_completed=result.steps_completed,
                 train_seconds=round(time.time() - start))
     return info
 
@@ -140,12 +209,14 @@ def load_ddpm_pipeline(folder: Path, device: str | torch.device = "cpu"):
 
 @torch.no_grad()
 def sample(pipe, n: int, steps: int = DEFAULT_SAMPLING_STEPS, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """(n, 3, 32, 32) DDIM samples (eta 0) in [0, 1], on the 8-bit grid, deterministic for a seed."""
+    """(n, 3, 32, 32) DDIM samples (eta 0) in [0, 1], on the 8-bit grid, deterministic for a seed; a grey
+    model's replicated to RGB, a 28x28 model's given the suite's black border back."""
     chunks = []
     for index in range(math.ceil(n / batch_size)):
         size = min(batch_size, n - index * batch_size)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         images = pipe(batch_size=size, generator=generator, num_inference_steps=steps, eta=0.0,
                       use_clipped_model_output=True, output_type="np").images
-        chunks.append(torch.from_numpy(images).permute(0, 3, 1, 2))
+        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+        chunks.append(to_suite_images(images, side=SUITE_SIDE if images.shape[-1] == NATIVE_SIDE else images.shape[-1]))
     return (torch.cat(chunks).clamp(0, 1) * 255).round() / 255
