@@ -49,8 +49,8 @@ def embedded_autoencoder(name: str) -> str:
 
 
 def _embedded_components(name: str, given: dict | None = None) -> dict:
-    """The embedded model's components; those in ``given`` take the place of its own UNet and
-    scheduler, which are then not loaded."""
+    """The embedded model's components; those in ``given`` (UNet, scheduler, autoencoder) take the
+    place of its own, which are then not loaded."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from bench import zoo
@@ -63,8 +63,8 @@ def _embedded_components(name: str, given: dict | None = None) -> dict:
     # ldm-t2i was trained on token states computed with the attention mask; BERT has no such config
     # flag, so without it the pipeline would encode prompts unmasked.
     text_encoder.config.use_attention_mask = True
-    vae, _ = load_autoencoder(embedded_autoencoder(name))
     given = given or {}
+    vae = given["vae"] if "vae" in given else load_autoencoder(embedded_autoencoder(name))[0]
     unet = given["unet"] if "unet" in given else UNet2DConditionModel.from_pretrained(folder / "unet",
                                                                                       use_safetensors=True)
     scheduler = given["scheduler"] if "scheduler" in given else DDIMScheduler.from_pretrained(folder / "scheduler")

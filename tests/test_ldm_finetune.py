@@ -74,7 +74,15 @@ def test_the_named_autoencoder_trains_and_decodes(tmp_path, tiny_sd_dir):
     recipe = LDMFineTune(config)
     assert any(key.startswith("autoencoder/") for key in recipe.base())
     folder = finetune(tmp_path / "run", recipe, pairs(), seed=0)
-    pipe = load_t2i_pipeline(str(folder))
+    from diffusers import AutoencoderKL
+
+    loaded = []
+    original = AutoencoderKL.from_pretrained.__func__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AutoencoderKL, "from_pretrained",
+                      classmethod(lambda cls, *args, **kwargs: loaded.append(args) or original(cls, *args, **kwargs)))
+        pipe = load_t2i_pipeline(str(folder))
+    assert loaded == [(str(other),)]  # the named autoencoder only, never the base's own
     expected = build_tiny_vae(seed=1).state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in pipe.vae.state_dict().items())
     own = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=2, batch_size=2,
