@@ -5,10 +5,11 @@ maximises the denoiser's error, the adversarial variant of the VE-loss paper's s
 
 The true noise of x_t is unknown while sampling, so the denoiser's loss is measured against its own
 prediction at the unperturbed x_t: ``|| eps(x_t + delta) - eps(x_t) ||^2``, the deviation that the
-sampler's next update turns into a wrong step. The gradient of that loss is zero at delta = 0, so PGD
-starts from a uniform random point in the ball (Madry et al. 2018, arXiv:1706.06083). With one
-iteration (the default) this is a random-start FGSM step of size ``scale``: every element moves by
-``scale``, the RMS of ``sampling-noise`` at the same scale, so the two rows compare like for like.
+sampler's next update turns into a wrong step. The gradient of that loss is zero at delta = 0, so the
+gradient is first taken at a uniform random point of the ball (Madry et al. 2018, arXiv:1706.06083).
+With one iteration (the default) the perturbation is then ``scale * sign(gradient)``: every element
+moves by exactly ``scale``, the RMS of ``sampling-noise`` at the same scale, so the two rows compare
+like for like. With more, it is PGD from that random point.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class SamplingPGDConfig(SamplingAttackConfig):
 
 
 class SamplingPGD(SamplingAttack):
-    """delta in [-scale, scale]^d maximising ``||eps(x_t + delta) - eps(x_t)||^2``: a uniform random
-    start, then ``iterations`` signed-gradient steps (size ``scale`` for one, else 2.5 scale /
-    iterations), each projected to the ball.
+    """delta in [-scale, scale]^d maximising ``||eps(x_t + delta) - eps(x_t)||^2``: one iteration is
+    ``scale * sign`` of the gradient at a uniform random point of the ball; more are PGD steps of
+    2.5 scale / iterations from that point, each projected to the ball.
 
     Arguments: ``scale`` (L-inf radius in the diffusion model's latent units), ``iterations``,
     ``start`` / ``stop`` (the attacked fraction of the trajectory).
@@ -46,7 +47,6 @@ class SamplingPGD(SamplingAttack):
     def perturb_latents(self, latents: torch.Tensor, predict_noise: NoisePredictor,
                         generator: torch.Generator) -> torch.Tensor:
         scale, iterations = self.config.scale, self.config.iterations
-        step = scale if iterations == 1 else 2.5 * scale / iterations
         with torch.no_grad():
             reference = predict_noise(latents).detach()
         delta = ((torch.rand(latents.shape, generator=generator) * 2 - 1) * scale).to(latents.device, latents.dtype)
@@ -54,5 +54,7 @@ class SamplingPGD(SamplingAttack):
             delta.requires_grad_(True)
             deviation = (predict_noise(latents + delta) - reference).pow(2).sum()
             gradient, = torch.autograd.grad(deviation, delta)
-            delta = (delta.detach() + step * gradient.sign()).clamp(-scale, scale)
+            if iterations == 1:
+                return latents + scale * gradient.sign()
+            delta = (delta.detach() + 2.5 * scale / iterations * gradient.sign()).clamp(-scale, scale)
         return latents + delta

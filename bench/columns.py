@@ -54,5 +54,7 @@ def budget_text(budget: dict | None) -> str:
 def metric_base(column: str) -> str:
     """The metric or quantity a result column was computed with: ``psnr_vs_clean_rec`` and
     ``clean_rec_psnr`` are PSNR; prompt-robustness's ``clean_prompt_zero-shot`` (of the clean prompt's
-    generations) and ``zero-shot_ratio`` (perturbed over clean) are zero-shot accuracy."""
-    return column.removeprefix("clean_rec_").removeprefix("clean_prompt_").split("_vs_")[0].removesuffix("_ratio")
+    generations) and ``zero-shot_ratio`` (perturbed over clean) are zero-shot accuracy;
+    sampling-perturbation's ``latent_noise_lpips`` (of D(mu + s n)) is LPIPS."""
+    return column.removeprefix("clean_rec_").removeprefix("clean_prompt_").removeprefix("latent_noise_") \
+        .split("_vs_")[0].removesuffix("_ratio")

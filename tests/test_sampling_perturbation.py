@@ -57,6 +57,8 @@ def test_pgd_stays_in_its_ball_and_beats_noise_of_the_same_size():
     for iterations in (1, 5):
         adversarial = attack("sampling-pgd", scale=0.1, iterations=iterations).hook(0)(latents, 1, 10, predict)
         assert (adversarial - latents).abs().max() <= 0.1 + 1e-6
+        if iterations == 1:  # a full sign step: the RMS of sampling-noise at the same scale
+            assert torch.allclose((adversarial - latents).abs(), torch.full_like(latents, 0.1))
         signs = torch.randint(0, 2, latents.shape, generator=torch.Generator().manual_seed(1)) * 0.2 - 0.1
         pgd = (predict(adversarial) - reference).pow(2).sum()
         random = (predict(latents + signs) - reference).pow(2).sum()
@@ -132,3 +134,9 @@ def test_the_cli_refuses_a_bad_scale_axis_in_one_line(tmp_path, tiny_sd_dir, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "scale" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_decoder_check_columns_are_read_as_their_metrics():
+    from bench.columns import metric_base
+
+    assert metric_base("latent_noise_lpips") == "lpips" and metric_base("latent_noise_psnr") == "psnr"
