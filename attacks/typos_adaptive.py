@@ -52,6 +52,12 @@ class AdaptiveTypos(Typos):
             beam = [expanded[i] for i in order[:self.config.beam]]
         return beam[0]
 
+    def frozen_key(self) -> str:
+        """The search settings join the key where they differ from greedy over every edit, so a frozen
+        file holds beam and greedy sets apart (the default key is the one committed sets were written under)."""
+        search = (self.config.beam, self.config.candidates)
+        return super().frozen_key() + ("" if search == (1, 0) else f" beam={search[0]} candidates={search[1]}")
+
     def _successors(self, prompt: str, generator: torch.Generator) -> list[str]:
         edits = [e for kind_edits in candidate_edits(prompt, self.config.kinds, self.config.words).values()
                  for e in kind_edits]

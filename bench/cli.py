@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.leaderboard.cli import add_leaderboard_commands
 
     add_leaderboard_commands(sub)
+    from bench.typo_sets import add_typos_command
+
+    add_typos_command(sub)
     return parser
 
 
