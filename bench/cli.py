@@ -291,10 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="every metric (all) or these; default: per scenario its headline columns")
     compare.set_defaults(func=cmd_compare)
 
-    plot = sub.add_parser("plot", help="damage-vs-eps curves and example images of a run (PNG)")
+    plot = sub.add_parser("plot", help="damage-vs-eps (poisoning: -vs-count) curves and example images (PNG)")
     plot.add_argument("run_dir")
     plot.add_argument("--out", help="folder for the PNGs (default RUN_DIR/plots)")
-    plot.add_argument("--metric", action="append", help="metric to plot against eps (repeatable)")
+    plot.add_argument("--metric", action="append", help="metric to plot against eps or poison count (repeatable)")
     plot.set_defaults(func=cmd_plot)
 
     regress = sub.add_parser("regress", help="run a grid and fail when a number regresses against a baseline")

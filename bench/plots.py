@@ -2,7 +2,12 @@
 
 - ``damage-vs-eps-<metric>.png``: a metric against the L-inf budget, one curve per defense (solid:
   adaptive, dashed: transfer), one panel per attack, 95% intervals as bars; the clean (``none``)
-  row, where present, is the point at eps 0. Written where an attack was run at several budgets.
+  row, where present, is the point at eps 0; a poisoning grid has a curve per poison count.
+  Written where an attack was run at several budgets.
+- ``damage-vs-count-<metric>.png``: for training-data poisoning, a metric against the number of
+  poisoned training pairs (the ``poisons`` the cell measured, else the attack's ``count``), one
+  curve per defense and eps, one panel per attack; the clean fine-tune's ``reference_<metric>`` is
+  the point at 0 poisons. Written where an attack was run at several counts (SRL-VAE Fig. 4(a)).
 - ``examples.png``: a few test images through every defense: the clean image and what the defense
   makes of it (reconstruction, or edit in the img2img-edit scenario), then, per attack, the attacked
   image and what the defense makes of that. Adaptive rows where present, else transfer.
@@ -34,7 +39,7 @@ def _matplotlib():
 
 def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
     """The metric against eps per attack and defense; None where no attack has several budgets."""
-    curves: dict[str, dict[tuple[str, str], list[tuple[float, dict]]]] = defaultdict(lambda: defaultdict(list))
+    curves: dict[str, dict[tuple, list[tuple[float, dict]]]] = defaultdict(lambda: defaultdict(list))
     clean: dict[str, dict] = {}
     for summary in summaries:
         values = summary["metrics"].get(metric)
@@ -43,17 +48,17 @@ def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -
         if summary["attack"] == "none":
             clean[summary["defense"]] = values
         else:
-            curves[summary["attack"]][(summary["defense"], summary.get("threat_model", DEFAULT_THREAT_MODEL))].append(
-                (summary["eps"], values))
+            curves[summary["attack"]][(summary["defense"], summary.get("threat_model", DEFAULT_THREAT_MODEL),
+                                       poison_count(summary))].append((summary["eps"], values))
     attacks = [a for a, lines in curves.items() if any(len({e for e, _ in pts}) > 1 for pts in lines.values())]
     if not attacks:
         return None
     plt = _matplotlib()
     figure, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.6), squeeze=False)
-    defenses = sorted({d for a in attacks for d, _ in curves[a]})
+    defenses = sorted({key[0] for a in attacks for key in curves[a]})
     colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
     for axis, attack in zip(axes[0], attacks, strict=True):
-        for (defense, threat), points in sorted(curves[attack].items()):
+        for (defense, threat, count), points in sorted(curves[attack].items()):
             if defense in clean:
                 points = [(0.0, clean[defense]), *points]
             points.sort(key=lambda p: p[0])
@@ -61,9 +66,66 @@ def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -
             value = [v["value"] for _, v in points]
             error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
             axis.errorbar(eps, value, yerr=error, color=colours[defense], capsize=2, marker="o", markersize=3,
-                          linestyle="--" if threat == "transfer" else "-", label=f"{defense} ({threat})")
+                          linestyle="--" if threat == "transfer" else "-",
+                          label=f"{defense}{f' {count:.0f} poisons' if count is not None else ''} ({threat})")
         arrow = "higher is better" if points and points[0][1].get("higher_is_better", True) else "lower is better"
         axis.set(title=attack, xlabel="eps (x/255, L-inf)", ylabel=f"{metric} ({arrow})")
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_png, dpi=120)
+    plt.close(figure)
+    return out_png
+
+
+def poison_count(summary: dict[str, Any]) -> float | None:
+    """The poisoned pairs a cell trained on: measured (``poisons``), else configured (``count``)."""
+    measured = summary["metrics"].get("poisons")
+    if measured is not None:
+        return float(measured["value"])
+    count = (summary.get("budget") or {}).get("count")
+    return float(count) if count else None
+
+
+def count_points(summaries: list[dict[str, Any]], metric: str) -> dict[str, dict[tuple, list[tuple[float, dict]]]]:
+    """{attack: {(defense, threat model, eps): [(poisons, values), ...] by poisons}}, with the
+    reference (the clean fine-tune, ``reference_<metric>``) at 0 where the cells report it; only
+    attacks with a curve of several poisoned counts, as eps curves need several budgets."""
+    curves: dict[str, dict[tuple, dict[float, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for summary in summaries:
+        values, count = summary["metrics"].get(metric), poison_count(summary)
+        if values is None or count is None:
+            continue
+        line = curves[summary["attack"]][(summary["defense"], summary.get("threat_model", DEFAULT_THREAT_MODEL),
+                                          summary["eps"])]
+        line[count] = values
+        reference = summary["metrics"].get(f"reference_{metric}")
+        if reference is not None:
+            line.setdefault(0.0, {**reference, "higher_is_better": values.get("higher_is_better", True)})
+    return {attack: {key: sorted(points.items()) for key, points in lines.items()}
+            for attack, lines in curves.items() if any(len(set(points) - {0.0}) > 1 for points in lines.values())}
+
+
+def count_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
+    """The metric against the poison count per attack, defense and eps; None where no attack has
+    several counts."""
+    curves = count_points(summaries, metric)
+    if not curves:
+        return None
+    plt = _matplotlib()
+    figure, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
+    defenses = sorted({key[0] for lines in curves.values() for key in lines})
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
+    for axis, (attack, lines) in zip(axes[0], sorted(curves.items()), strict=True):
+        for (defense, threat, eps), points in sorted(lines.items()):
+            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
+            axis.errorbar([c for c, _ in points], [v["value"] for _, v in points], yerr=error, color=colours[defense],
+                          capsize=2, marker="o", markersize=3, linestyle="--" if threat == "transfer" else "-",
+                          label=f"{defense}{f' {eps * 255:.0f}/255' if eps else ''}"
+                                f"{f' ({threat})' if threat != 'none' else ''}")
+        arrow = "higher is better" if points[-1][1].get("higher_is_better", True) else "lower is better"
+        axis.set(title=attack, xlabel="poisoned training pairs (0: clean fine-tune)", ylabel=f"{metric} ({arrow})")
         axis.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     figure.tight_layout()
@@ -137,8 +199,10 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[s
     if not summaries:
         raise BenchError(f"{run_dir} holds no finished cells; run `bench run GRID --out {run_dir}` first")
     out_dir = Path(out) if out else Path(run_dir) / "plots"
-    wanted = metrics or [m for m in ("lpips", "psnr", "clip-sim", "latent_shift") if m in summaries[0]["metrics"]]
+    wanted = metrics or [m for m in ("lpips", "psnr", "clip-sim", "latent_shift", "attack_success")
+                         if m in summaries[0]["metrics"]]
     written = [damage_curves(summaries, metric, out_dir / f"damage-vs-eps-{metric}.png") for metric in wanted]
+    written += [count_curves(summaries, metric, out_dir / f"damage-vs-count-{metric}.png") for metric in wanted]
     written.append(example_grid(run, out_dir / "examples.png"))
     atomic_write_json(out_dir / "plots.json", [str(p) for p in written if p])
     return [p for p in written if p]

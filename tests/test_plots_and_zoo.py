@@ -27,6 +27,29 @@ def test_plot_writes_damage_curves_and_examples(tmp_path, tiny_vae_dir):
             assert image.size[0] > 200 and image.size[1] > 100
 
 
+def test_plot_draws_a_poisoning_metric_against_the_poison_count(tmp_path, tiny_vae_dir, tiny_sd_dir):
+    from bench.plots import count_points, plot_run
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "data": {"dataset": "fashion-mnist", "split": "train", "n": 40}, "metrics": ["zero-shot"],
+        "scenarios": [{"name": "poisoning", "model": str(tiny_sd_dir), "steps": 2, "batch_size": 4, "generations": 4,
+                       "other_generations": 1, "sampler_steps": 2}],
+        "defenses": [{"name": "vae", "model": str(tiny_vae_dir)}],
+        "attacks": [{"name": "dirty-label", "source": 1, "target": 8}], "count": [1, 3]}))
+    summaries = Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(grid)
+    [(key, points)] = count_points(summaries, "attack_success")["dirty-label"].items()
+    assert key[0] == "vae" and [count for count, _ in points] == [0, 1, 3]
+    by_count = {s["metrics"]["poisons"]["value"]: s["metrics"] for s in summaries}
+    assert points[0][1]["value"] == by_count[1]["reference_attack_success"]["value"]
+    assert [v["value"] for _, v in points[1:]] == [by_count[c]["attack_success"]["value"] for c in (1, 3)]
+    written = plot_run(tmp_path / "run", tmp_path / "plots", ["attack_success"])
+    assert [p.name for p in written] == ["damage-vs-count-attack_success.png"]  # one eps: no eps curve
+    with Image.open(written[0]) as image:
+        assert image.size[0] > 200 and image.size[1] > 100
+    assert count_points(summaries[:1], "attack_success") == {}  # a single count is no curve
+
+
 def test_plot_of_an_empty_folder_names_the_fix(tmp_path):
     from bench.plots import plot_run
 
