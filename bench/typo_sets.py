@@ -159,9 +159,18 @@ def add_typos_command(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.cli import main as bench_main
+    """``python -m bench.typo_sets``: ``bench typos`` without the rest of the command line."""
+    import logging
 
-    return bench_main(["typos", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="python -m bench.typo_sets", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return cmd_typos(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":
