@@ -55,6 +55,8 @@ def metric_base(column: str) -> str:
     """The metric or quantity a result column was computed with: ``psnr_vs_clean_rec`` and
     ``clean_rec_psnr`` are PSNR; prompt-robustness's ``clean_prompt_zero-shot`` (of the clean prompt's
     generations) and ``zero-shot_ratio`` (perturbed over clean) are zero-shot accuracy;
-    sampling-perturbation's ``latent_noise_lpips`` (of D(mu + s n)) is LPIPS."""
-    return column.removeprefix("clean_rec_").removeprefix("clean_prompt_").removeprefix("latent_noise_") \
-        .split("_vs_")[0].removesuffix("_ratio")
+    sampling-perturbation's ``latent_noise_lpips`` (of D(mu + s n)) is LPIPS and
+    ``unperturbed_zero-shot`` (of the unperturbed generations) zero-shot accuracy."""
+    for prefix in ("clean_rec_", "clean_prompt_", "latent_noise_", "unperturbed_"):
+        column = column.removeprefix(prefix)
+    return column.split("_vs_")[0].removesuffix("_ratio")

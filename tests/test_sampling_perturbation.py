@@ -97,6 +97,12 @@ def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp
     assert (noisy["latent_noise_lpips"] >= 0).all() and set(noisy["zero-shot-unsure"]) <= {0.0, 1.0}
     summary = cells[("sampling-pgd", 2.0)][0]
     assert "kid" in summary["metrics"] and summary["metrics"]["zero-shot-unsure"]["higher_is_better"] is False
+    # every row carries the unperturbed generation's scores: at scale 0 they are its own
+    assert clean_noise["zero-shot"].equals(clean_noise["unperturbed_zero-shot"])
+    assert noisy["unperturbed_clip-score"].equals(clean_noise["clip-score"])
+    assert cells[("sampling-noise", 0.0)][0]["metrics"]["clip-score_ratio"]["value"] == pytest.approx(1)
+    ratio = cells[("sampling-noise", 2.0)][0]["metrics"]["clip-score_ratio"]
+    assert ratio["value"] == pytest.approx(noisy["clip-score"].mean() / noisy["unperturbed_clip-score"].mean())
 
     original, saved = CellStore.save_batch, []
 
@@ -140,3 +146,4 @@ def test_the_decoder_check_columns_are_read_as_their_metrics():
     from bench.columns import metric_base
 
     assert metric_base("latent_noise_lpips") == "lpips" and metric_base("latent_noise_psnr") == "psnr"
+    assert metric_base("unperturbed_zero-shot") == "zero-shot"
