@@ -74,6 +74,8 @@ METRICS.register("clip-w1-raw", "bench.metrics.clip_w1_raw:ClipW1Raw",
                  "AELIF's W1 exactly as its code: clip-w1 on unnormalised CLIP image embeddings")
 METRICS.register("clip-w1-nd", "bench.metrics.clip_w1_nd:ClipW1ND",
                  "AELIF: scipy wasserstein_distance_nd between two sets of CLIP image embeddings")
+METRICS.register("clip-w1-nd-prompt", "bench.metrics.clip_w1_nd_prompt:ClipW1NDPrompt",
+                 "AELIF: clip-w1-nd per prompt across seeds (as its reference code), mean over prompts")
 METRICS.register("clip-fd", "bench.metrics.clip_fd:ClipFD", "Frechet distance of two sets of CLIP embeddings")
 METRICS.register("zero-shot", "bench.metrics.zero_shot:ZeroShot", "CLIP zero-shot accuracy against class names")
 METRICS.register("zero-shot-unsure", "bench.metrics.zero_shot_unsure:ZeroShotUnsure",

@@ -18,7 +18,7 @@ from scipy.stats import wasserstein_distance, wasserstein_distance_nd
 from bench.errors import BenchError
 from bench.runner import Runner, RunOptions
 
-METRICS = ["clip-w1-raw", "clip-sim", "clip-score", "zero-shot", "clip-w1-nd"]
+METRICS = ["clip-w1-raw", "clip-sim", "clip-score", "zero-shot", "clip-w1-nd", "clip-w1-nd-prompt"]
 
 
 def write_grid(tmp_path, tiny_sd_dir, attacks, **extra):
@@ -61,6 +61,34 @@ def test_clean_and_perturbed_prompts_are_compared_and_the_finetune_is_shared(tmp
     assert ratio["value"] == pytest.approx(expected) and ratio["low"] <= ratio["value"] <= ratio["high"]
     assert summary["metrics"]["clip-w1-nd"]["value"] > 0
     assert summary["weights"] and all(str(tiny_sd_dir) in path for path in summary["weights"])
+    check_per_prompt_w1_nd(tmp_path / "run", results)
+
+
+def check_per_prompt_w1_nd(run_dir, results):
+    """clip-w1-nd-prompt is scipy's W1-nd between one prompt's clean and perturbed generations across
+    seeds (the stored images, re-encoded), averaged over the prompts on two or more rows."""
+    from bench.data import DataSpec, load
+    from bench.metrics.clip_w1_nd_prompt import ClipW1NDPrompt
+    from bench.store import RunStore
+
+    captions = load(DataSpec(n=8)).captions
+    groups = [[i for i, c in enumerate(captions) if c == caption] for caption in dict.fromkeys(captions)]
+    groups = [rows for rows in groups if len(rows) > 1]
+    assert groups  # the first 8 test images repeat a class (sandal), so the metric has prompts to average
+    [clean_file] = (run_dir / "shared").glob("clean-generation-features-clip-unnormalized*")
+    from safetensors.torch import load_file
+
+    clean = load_file(clean_file)["features"].double().numpy()
+    metric = ClipW1NDPrompt()
+    for attack, (summary, _) in results.items():
+        store = RunStore(run_dir).cell(summary["key"])
+        generated = torch.cat([store.load_batch(i)["generated"] for i in range(2)])
+        perturbed = metric.features(generated).double().numpy()
+        expected = np.mean([wasserstein_distance_nd(perturbed[rows], clean[rows]) for rows in groups])
+        per_prompt = summary["metrics"]["clip-w1-nd-prompt"]
+        assert per_prompt["n"] == len(groups) and per_prompt["higher_is_better"] is False
+        assert per_prompt["value"] == pytest.approx(expected, abs=1e-4), attack
+        assert (per_prompt["value"] > 1e-6) == (attack == "typos")
 
 
 def test_w1_nd_is_scipys_and_its_bootstrap_statistic_agrees():
@@ -71,6 +99,45 @@ def test_w1_nd_is_scipys_and_its_bootstrap_statistic_agrees():
     assert assignment_w1(a, b) == pytest.approx(wasserstein_distance_nd(a, b), rel=1e-9)
     assert assignment_w1(a, b[:7]) == pytest.approx(wasserstein_distance_nd(a, b[:7]))
     assert assignment_w1(a, a[::-1]) == pytest.approx(0, abs=1e-12)
+
+
+def test_per_prompt_w1_nd_averages_scipys_distance_over_repeated_prompts():
+    from bench.metrics.clip_w1_nd_prompt import ClipW1NDPrompt
+    from bench.scenarios.prompt_robustness import prompt_groups
+
+    groups = prompt_groups(["a bag", "a coat", "a bag", "a dress", "a coat", "a bag"])
+    assert groups == [[0, 2, 5], [1, 4]]  # "a dress" has one generation: no distribution to compare
+    rng = np.random.default_rng(0)
+    perturbed, clean = torch.tensor(rng.normal(size=(6, 5))), torch.tensor(rng.normal(loc=0.3, size=(6, 5)))
+    estimate = ClipW1NDPrompt().grouped_estimate(perturbed, clean, groups, seed=0)
+    per_group = [wasserstein_distance_nd(perturbed[g].numpy(), clean[g].numpy()) for g in groups]
+    assert estimate.value == pytest.approx(np.mean(per_group)) and estimate.n == 2
+    assert estimate.low <= estimate.value <= estimate.high
+    pooled = wasserstein_distance_nd(perturbed.numpy(), clean.numpy())
+    assert not np.isclose(estimate.value, pooled)  # per prompt is not the pooled clip-w1-nd
+
+
+def test_per_prompt_w1_nd_is_refused_where_it_cannot_be_computed(tmp_path, tiny_sd_dir, tiny_vae_dir):
+    from PIL import Image
+
+    from bench.grid import load_grid
+
+    reconstruction = tmp_path / "reconstruction.yaml"
+    reconstruction.write_text(yaml.safe_dump({"data": {"n": 4}, "metrics": ["clip-w1-nd-prompt"],
+                                              "defenses": [{"name": "vae", "model": str(tiny_vae_dir)}],
+                                              "attacks": ["noise"]}))
+    with pytest.raises(BenchError, match="does not compute prompt-set metrics like 'clip-w1-nd-prompt'"):
+        load_grid(reconstruction)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray((torch.rand(32, 32, 3) * 255).byte().numpy()).save(folder / f"{i}.png")
+    (folder / "captions.json").write_text(json.dumps({"0.png": "a photo of a bag", "1.png": "a photo of a coat"}))
+    distinct = write_grid(tmp_path, tiny_sd_dir, ["typos"], metrics=["clip-w1-nd-prompt"],
+                          data={"dataset": "folder", "path": str(folder), "n": 2})
+    with pytest.raises(BenchError, match="no prompt of these 2 images appears twice; raise n"):
+        Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(distinct)
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 def test_clip_w1_raw_is_the_reference_w1_on_unnormalised_embeddings(images):

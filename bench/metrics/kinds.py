@@ -5,6 +5,7 @@ turned into per-sample metric columns (``Metric.measure``, called by ``bench.mea
   scenario names (``psnr`` against x, ``psnr_vs_clean_rec`` against D(E(x)));
 - ``SetMetric``: ``features(images)`` + ``from_features(a, b)`` and a ``statistic`` for the
   bootstrap; no per-sample column (``bench.measure.set_metric_estimates``);
+- ``PromptSetMetric``: a set metric computed per prompt across seeds and averaged over prompts;
 - ``TextMetric``: ``per_sample_text(images, prompts) -> (N,)``;
 - ``LabelMetric``: ``per_sample_labels(images, labels, class_names) -> (N,)``.
 """
@@ -15,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from bench.base import Metric
+from bench.stats import Estimate, mean_interval
 
 
 @dataclass
@@ -48,6 +51,22 @@ class SetMetric(Metric):
         return {}  # a set statistic: estimated over the whole cell, with its own bootstrap
 
 
+class PromptSetMetric(SetMetric):
+    """A set statistic per prompt: the generations of one prompt across seeds against the reference
+    generations of the same prompt and seeds (AELIF's ``calculate_distance_between_distributions``),
+    averaged over prompts. Only a scenario that knows its rows' prompts computes it (prompt-robustness:
+    ``grouped_estimate`` over the rows of each clean prompt); any other refuses the kind."""
+
+    kind: ClassVar[str] = "prompt-set"
+
+    def grouped_estimate(self, features: torch.Tensor, reference: torch.Tensor, groups: Sequence[Sequence[int]],
+                         seed: int) -> Estimate:
+        """Mean over groups of ``from_features`` on the group's rows of both sets, with a bootstrap
+        interval over groups (``n``: the number of groups)."""
+        values = [self.from_features(features[list(rows)], reference[list(rows)]) for rows in groups]
+        return mean_interval(np.asarray(values, dtype=np.float64), seed=seed)
+
+
 class TextMetric(Metric):
     kind: ClassVar[str] = "text"
 
@@ -73,4 +92,5 @@ class LabelMetric(Metric):
         return {label: self.per_sample_labels(outputs.images, outputs.labels, outputs.class_names()).float().cpu()}
 
 
-KINDS: dict[str, type[Metric]] = {cls.kind: cls for cls in (PairedMetric, SetMetric, TextMetric, LabelMetric)}
+KINDS: dict[str, type[Metric]] = {cls.kind: cls for cls in (PairedMetric, SetMetric, PromptSetMetric, TextMetric,
+                                                              LabelMetric)}

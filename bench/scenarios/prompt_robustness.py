@@ -13,7 +13,9 @@ Per row: the perturbed prompt (text column ``prompt``) and its measured budget (
 cosine); every text metric of the perturbed generation against the *clean* prompt (``clip-score``)
 and label metric against the prompt's class (``zero-shot``: class accuracy), and the same for the
 clean generation (``clean_prompt_`` columns). Per set: set metrics between the perturbed and the
-clean generations (``clip-w1-nd``: AELIF's distribution distance, ``clip-fd``), and per text/label
+clean generations (``clip-w1-nd``: AELIF's distribution distance, ``clip-fd``); per prompt-set
+metric (``clip-w1-nd-prompt``: the same distance between one prompt's generations across seeds, as
+AELIF's code computes it, averaged over the prompts that appear on two or more rows); and per text/label
 metric the robustness ratio ``{metric}_ratio`` = mean over perturbed / mean over clean generations,
 with a paired bootstrap interval (1 = unaffected).
 
@@ -31,7 +33,7 @@ import torch
 
 from bench.base import Model, Scenario
 from bench.errors import BenchError
-from bench.measure import metric_columns, prompt_budget_columns, set_metric_estimates, set_metrics
+from bench.measure import metric_columns, prompt_budget_columns, set_metric_estimates
 from bench.metrics.kinds import BatchOutputs
 from bench.scenario_api import CellContext, ScenarioResult
 from bench.stats import CONFIDENCE, RESAMPLES, Estimate
@@ -66,7 +68,7 @@ class PromptRobustness(Scenario):
     name = "prompt-robustness"
     model_kinds = frozenset({"text-to-image"})
     surfaces = frozenset({"prompts"})
-    metric_kinds = ("paired", "set", "text", "label")
+    metric_kinds = ("paired", "set", "prompt-set", "text", "label")
 
     def check_data(self, images) -> None:
         if not len(images.captions) or not all(images.captions):
@@ -78,6 +80,11 @@ class PromptRobustness(Scenario):
         if labelled and context.cell.data.dataset != "fashion-mnist":
             raise BenchError(f"prompt-robustness: {labelled[0]} scores generations against class labels, which only "
                              "the fashion-mnist dataset has; drop it from metrics: for this data")
+        per_prompt = [label for label, metric in context.metrics.items() if metric.kind == "prompt-set"]
+        if per_prompt and not prompt_groups(context.data.captions):
+            raise BenchError(f"prompt-robustness: {per_prompt[0]} compares each prompt's generations across seeds, "
+                             f"and no prompt of these {len(context.data.captions)} images appears twice; raise n "
+                             "or drop it from metrics:")
 
     def evaluation_model(self, context: CellContext, defense: Model) -> Model:
         return evaluated_model(context, defense)
@@ -94,7 +101,14 @@ class PromptRobustness(Scenario):
                 columns.setdefault(key, []).extend(value if isinstance(value, list) else value.double().tolist())
         samples = pd.DataFrame({"index": range(len(context.data.images)), **columns})
         generated_all = torch.cat(generated)
-        estimates = set_metric_estimates(context.metrics, generated_all, clean["features"], context.cell.seed)
+        features = {space: metric.features(generated_all) for space, metric in feature_metrics(context.metrics).items()}
+        estimates = set_metric_estimates(context.metrics, generated_all, clean["features"], context.cell.seed, features)
+        groups = prompt_groups(context.data.captions)
+        for label, metric in context.metrics.items():
+            if metric.kind == "prompt-set":
+                estimates[label] = metric.grouped_estimate(features[metric.feature_space],
+                                                           clean["features"][metric.feature_space], groups,
+                                                           context.cell.seed)
         for label, metric in context.metrics.items():
             if metric.kind in ("text", "label"):
                 estimates[f"{label}_ratio"] = ratio_estimate(samples[label].to_numpy(),
@@ -117,6 +131,20 @@ class PromptRobustness(Scenario):
         return {"generated": images, "prompt": perturbed, **prompt_budget_columns(perturbed, prompts),
                 **metric_columns(context.metrics, outputs),
                 **{f"{CLEAN_PREFIX}{k}": v for k, v in metric_columns(scored, clean_outputs).items()}}
+
+
+def prompt_groups(captions) -> list[list[int]]:
+    """The rows of each clean prompt that appears on two or more rows (its generations across seeds),
+    in the order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for index, caption in enumerate(captions):
+        rows.setdefault(caption, []).append(index)
+    return [indices for indices in rows.values() if len(indices) > 1]
+
+
+def feature_metrics(metrics: dict) -> dict:
+    """One metric per feature space among the set and per-prompt set metrics (they share features)."""
+    return {m.feature_space: m for m in metrics.values() if m.kind in ("set", "prompt-set")}
 
 
 def class_names(context: CellContext) -> tuple[str, ...]:
@@ -142,7 +170,7 @@ def clean_generations(context: CellContext, model: Model) -> dict:
 
     stored = context.shared(parts, compute)
     features = {}
-    for space, metric in set_metrics(context.metrics).items():
+    for space, metric in feature_metrics(context.metrics).items():
         feature_parts = {**parts, "what": f"clean-generation-features-{space}"}
         features[space] = context.shared(feature_parts,
                                          lambda m=metric: {"features": m.features(stored["images"])})["features"]
