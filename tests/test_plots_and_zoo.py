@@ -79,7 +79,7 @@ def test_every_zoo_model_has_a_quality_bar_and_a_recipe():
     from bench.zoo.builders import RECIPES
     from bench.zoo.evaluate import EVALUATORS
 
-    assert set(zoo.manifest()) == set(EVALUATORS) == set(RECIPES)
+    assert set(zoo.manifest()) <= set(EVALUATORS) == set(RECIPES)  # a recipe may await its training
 
 
 def test_a_debiased_ema_of_constant_weights_is_those_weights():
