@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.base import NoisePredictor, SamplingAttack
+from bench.base import SamplerStep, SamplingAttack
 
 
 class SamplingNoise(SamplingAttack):
@@ -23,7 +23,6 @@ class SamplingNoise(SamplingAttack):
     name = "sampling-noise"
     uses_model = False
 
-    def perturb_latents(self, latents: torch.Tensor, predict_noise: NoisePredictor,
-                        generator: torch.Generator) -> torch.Tensor:
+    def perturb_latents(self, latents: torch.Tensor, step: SamplerStep, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
         return latents + self.config.scale * noise

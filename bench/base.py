@@ -475,14 +475,20 @@ class SamplingAttackConfig:
         return self.scale > 0 and 0 < position < steps and self.start <= position / steps < self.stop
 
 
-NoisePredictor = Callable[[torch.Tensor], torch.Tensor]
-"""x_t -> the sampler's (guided) noise prediction at the step x_t enters, differentiable in x_t."""
+@dataclass(frozen=True)
+class SamplerStep:
+    """What a sampler tells a sampling attack about the step x_t enters: ``predict_noise(x)``, its
+    (guided) noise prediction, differentiable in x; ``noise_std``, sqrt(1 - alpha_bar_t), the std of the
+    noise x_t carries (so x_t + delta carries delta / noise_std more of it)."""
+
+    predict_noise: Callable[[torch.Tensor], torch.Tensor]
+    noise_std: float
 
 
 class SamplingAttack(Attack):
-    """Perturbs a sampling trajectory: ``perturb_latents(latents, predict_noise, generator)`` returns the
-    perturbed x_t. ``hook(seed)`` is what a model's sampler calls with (x_t, position, steps,
-    predict_noise) before each step; it applies the attack at the steps the config selects."""
+    """Perturbs a sampling trajectory: ``perturb_latents(latents, step, generator)`` returns the perturbed
+    x_t. ``hook(seed)`` is what a model's sampler calls with (x_t, position, steps, ``SamplerStep``)
+    before each step; it applies the attack at the steps the config selects."""
 
     surface: ClassVar[str] = "sampling"
     budgets: ClassVar[tuple[str, ...]] = ("scale",)
@@ -491,16 +497,15 @@ class SamplingAttack(Attack):
     def differentiates(self) -> None:
         return None  # an adversarial one differentiates the sampler's own prediction, handed to it per step
 
-    def perturb_latents(self, latents: torch.Tensor, predict_noise: NoisePredictor,
-                        generator: torch.Generator) -> torch.Tensor:
+    def perturb_latents(self, latents: torch.Tensor, step: SamplerStep, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def hook(self, seed: int) -> Callable[[torch.Tensor, int, int, NoisePredictor], torch.Tensor]:
+    def hook(self, seed: int) -> Callable[[torch.Tensor, int, int, SamplerStep], torch.Tensor]:
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
-        def apply(latents: torch.Tensor, position: int, steps: int, predict_noise: NoisePredictor) -> torch.Tensor:
+        def apply(latents: torch.Tensor, position: int, steps: int, step: SamplerStep) -> torch.Tensor:
             if not self.config.attacks(position, steps):
                 return latents
             with torch.enable_grad():
-                return self.perturb_latents(latents, predict_noise, generator).detach()
+                return self.perturb_latents(latents, step, generator).detach()
         return apply

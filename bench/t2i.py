@@ -199,7 +199,7 @@ def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
 def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
              seed: int = 0, perturb: Callable | None = None) -> torch.Tensor:
     """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt.
-    ``perturb(latents, position, steps, predict_noise)`` (a ``SamplingAttack.hook``) may replace the
+    ``perturb(latents, position, steps, SamplerStep)`` (a ``SamplingAttack.hook``) may replace the
     input x_t of each step after the first (``trajectory_callback``)."""
     generator = torch.Generator().manual_seed(seed)
     hooks = {} if perturb is None else {"callback_on_step_end": trajectory_callback(perturb, guidance),
@@ -211,8 +211,10 @@ def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidanc
 
 def trajectory_callback(perturb: Callable, guidance: float) -> Callable:
     """A diffusers ``callback_on_step_end`` that hands the latents step ``i`` produced, which are the
-    input x_t of step ``i + 1``, to ``perturb`` with a differentiable predictor of the guided noise the
-    UNet will estimate at that step (the pipeline's own prompt states and guidance)."""
+    input x_t of step ``i + 1``, to ``perturb`` with that step's ``SamplerStep``: a differentiable
+    predictor of the guided noise the UNet will estimate (the pipeline's own prompt states and
+    guidance) and the noise std sqrt(1 - alpha_bar_t) of its timestep."""
+    from bench.base import SamplerStep
 
     def callback(pipe, i: int, timestep, tensors: dict) -> dict:
         timesteps = pipe.scheduler.timesteps
@@ -229,7 +231,8 @@ def trajectory_callback(perturb: Callable, guidance: float) -> Callable:
             unconditional, conditional = noise.chunk(2)
             return unconditional + guidance * (conditional - unconditional)
 
-        return {"latents": perturb(tensors["latents"], i + 1, len(timesteps), predict_noise)}
+        noise_std = float((1 - pipe.scheduler.alphas_cumprod[int(following)]).sqrt())
+        return {"latents": perturb(tensors["latents"], i + 1, len(timesteps), SamplerStep(predict_noise, noise_std))}
 
     return callback
 

@@ -28,11 +28,13 @@ def attack(name: str, **params):
 def test_a_bad_scale_or_step_range_is_refused(name, params):
     with pytest.raises(BenchError, match="scale|start"):
         attack(name, **params)
+    with pytest.raises(BenchError, match="objective"):
+        attack("sampling-pgd", objective="x")
 
 
 def test_only_the_selected_steps_are_perturbed():
     hook = attack("sampling-noise", scale=1.0, start=0.5).hook(seed=0)
-    latents = torch.zeros(2, 4, 8, 8)
+    latents = torch.zeros(2, 4, 8, 8)  # noise needs no SamplerStep: None stands in
     moved = [position for position in range(10) if not torch.equal(hook(latents, position, 10, None), latents)]
     assert moved == [5, 6, 7, 8, 9]
     assert torch.equal(attack("sampling-noise", scale=0.0).hook(0)(latents, 3, 10, None), latents)
@@ -45,24 +47,45 @@ def test_noise_has_the_scale_as_its_std_and_is_seeded():
     assert torch.equal(first, attack("sampling-noise", scale=0.3).hook(seed=1)(latents, 1, 10, None))
 
 
-def test_pgd_stays_in_its_ball_and_beats_noise_of_the_same_size():
+@pytest.mark.parametrize("objective", ["loss", "deviation"])
+def test_pgd_stays_in_its_ball_and_beats_noise_of_the_same_size_on_its_objective(objective):
+    from bench.base import SamplerStep
+
     torch.manual_seed(0)
     weight = torch.randn(16, 16)
 
     def predict(x):  # a smooth nonlinear denoiser stand-in
         return torch.tanh(x.flatten(1) @ weight).view_as(x) * 3
 
+    step = SamplerStep(predict, noise_std=0.5)
+    shift = 2.0 if objective == "loss" else 0.0
     latents = torch.randn(8, 1, 4, 4)
     reference = predict(latents)
+
+    def loss(delta):
+        return (predict(latents + delta) - reference - shift * delta).pow(2).sum()
+
     for iterations in (1, 5):
-        adversarial = attack("sampling-pgd", scale=0.1, iterations=iterations).hook(0)(latents, 1, 10, predict)
+        pgd = attack("sampling-pgd", scale=0.1, iterations=iterations, objective=objective)
+        adversarial = pgd.hook(0)(latents, 1, 10, step)
         assert (adversarial - latents).abs().max() <= 0.1 + 1e-6
         if iterations == 1:  # a full sign step: the RMS of sampling-noise at the same scale
             assert torch.allclose((adversarial - latents).abs(), torch.full_like(latents, 0.1))
         signs = torch.randint(0, 2, latents.shape, generator=torch.Generator().manual_seed(1)) * 0.2 - 0.1
-        pgd = (predict(adversarial) - reference).pow(2).sum()
-        random = (predict(latents + signs) - reference).pow(2).sum()
-        assert pgd > 2 * random
+        assert loss(adversarial - latents) > 1.5 * loss(signs)
+
+
+def test_an_equivariant_denoiser_has_no_loss_to_attack():
+    from bench.base import SamplerStep
+
+    clean_noise = torch.randn(2, 4, 8, 8)
+    # the ideal denoiser near x_t: it attributes any shift delta of x_t to noise, delta / sigma_t of it
+    step = SamplerStep(lambda x: clean_noise + (x - latents) / 0.5, noise_std=0.5)
+    latents = torch.randn(2, 4, 8, 8)
+    adversarial = attack("sampling-pgd", scale=0.1, iterations=3).hook(0)(latents, 1, 10, step)
+    delta = adversarial - latents
+    assert torch.allclose(step.predict_noise(adversarial) - clean_noise - delta / 0.5, torch.zeros_like(delta),
+                          atol=1e-5)
 
 
 def grid(tmp_path, tiny_sd_dir, **extra):
