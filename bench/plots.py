@@ -4,6 +4,8 @@
   adaptive, dashed: transfer), one panel per attack, 95% intervals as bars; the clean (``none``)
   row, where present, is the point at eps 0; a poisoning grid has a curve per poison count.
   Written where an attack was run at several budgets.
+- ``damage-vs-scale-<metric>.png``: for sampling perturbations, a metric against the perturbation
+  ``scale``, one curve per defense (tokenizer), one panel per attack, the unperturbed generation at 0.
 - ``damage-vs-count-<metric>.png``: for training-data poisoning, a metric against the number of
   poisoned training pairs (the ``poisons`` the cell measured, else the attack's ``count``), one
   curve per defense and eps, one panel per attack; the clean fine-tune's ``reference_<metric>`` is
@@ -193,6 +195,49 @@ def _show(axis, image: torch.Tensor, title: str) -> None:
         axis.set_title(title, fontsize=7)
 
 
+SCALE_METRICS = ("zero-shot", "fid", "zero-shot-unsure", "latent_noise_psnr", "latent_noise_lpips")
+
+
+def scale_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
+    """For sampling perturbations, the metric against the perturbation ``scale`` (latent units), one
+    curve per defense, one panel per attack; an attack's scale-0 cell, or where it has none another
+    attack's (the same unperturbed generations), is the point at 0. None where no attack has several
+    scales."""
+    lines: dict[str, dict[str, dict[float, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for summary in summaries:
+        scale, values = (summary.get("budget") or {}).get("scale"), summary["metrics"].get(metric)
+        if scale is not None and values is not None:
+            lines[summary["attack"]][summary["defense"]][float(scale)] = values
+    for attack in lines:
+        for defense, points in lines[attack].items():
+            unperturbed = next((other[defense][0.0] for other in lines.values() if 0.0 in other.get(defense, {})), None)
+            if unperturbed is not None:
+                points.setdefault(0.0, unperturbed)
+    curves = {attack: {d: sorted(p.items()) for d, p in by.items()} for attack, by in lines.items()
+              if any(len(set(p) - {0.0}) > 1 for p in by.values())}
+    if not curves:
+        return None
+    plt = _matplotlib()
+    figure, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
+    defenses = sorted({d for by in curves.values() for d in by})
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
+    for axis, (attack, by) in zip(axes[0], sorted(curves.items()), strict=True):
+        for defense, points in sorted(by.items()):
+            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
+            axis.errorbar([x for x, _ in points], [v["value"] for _, v in points], yerr=error, color=colours[defense],
+                          capsize=2, marker="o", markersize=3, label=defense)
+        arrow = "higher is better" if points[-1][1].get("higher_is_better", True) else "lower is better"
+        axis.set(title=attack, xlabel="perturbation scale (scaled latent units; 0: unperturbed)",
+                 ylabel=f"{metric} ({arrow})")
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_png, dpi=120)
+    plt.close(figure)
+    return out_png
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[str] | None = None) -> list[Path]:
     run = RunStore(run_dir)
     summaries = run.summaries()
@@ -203,6 +248,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[s
                          if m in summaries[0]["metrics"]]
     written = [damage_curves(summaries, metric, out_dir / f"damage-vs-eps-{metric}.png") for metric in wanted]
     written += [count_curves(summaries, metric, out_dir / f"damage-vs-count-{metric}.png") for metric in wanted]
+    written += [scale_curves(summaries, metric, out_dir / f"damage-vs-scale-{metric}.png")
+                for metric in (metrics or [m for m in SCALE_METRICS if m in summaries[0]["metrics"]])]
     written.append(example_grid(run, out_dir / "examples.png"))
     atomic_write_json(out_dir / "plots.json", [str(p) for p in written if p])
     return [p for p in written if p]

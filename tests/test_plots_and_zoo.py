@@ -122,3 +122,19 @@ def test_ddpm_training_continues_from_an_earlier_folder(tmp_path, monkeypatch):
     fresh = train_ddpm.load_unet(tmp_path / "fresh").state_dict()
     assert all(torch.equal(continued[name], value) for name, value in expected.items())
     assert not all(torch.equal(fresh[name], value) for name, value in expected.items())
+
+
+def test_scale_curves_draw_each_defense_against_the_scale_with_the_unperturbed_point(tmp_path):
+    from bench.plots import scale_curves
+
+    def summary(defense, attack, scale, accuracy):
+        return {"defense": defense, "attack": attack, "budget": {"scale": scale},
+                "metrics": {"zero-shot": {"value": accuracy, "low": accuracy - 0.1, "high": accuracy + 0.1,
+                                          "higher_is_better": True}}}
+
+    summaries = [summary("ve-vae", "sampling-noise", 0.0, 0.9), summary("ve-vae", "sampling-noise", 0.2, 0.7),
+                 summary("ve-vae", "sampling-noise", 0.4, 0.5), summary("ve-vae", "sampling-pgd", 0.2, 0.8),
+                 summary("ve-vae", "sampling-pgd", 0.4, 0.6)]
+    out = scale_curves(summaries, "zero-shot", tmp_path / "curve.png")
+    assert out is not None and out.stat().st_size > 0
+    assert scale_curves(summaries[:2], "zero-shot", tmp_path / "none.png") is None  # one scale: no curve
