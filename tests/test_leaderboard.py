@@ -257,6 +257,18 @@ def test_bad_values_names_and_directions_get_one_clear_message(entry_path, chang
     assert expected in only_problem(problems_after(entry_path, change))
 
 
+def test_one_attack_may_appear_at_each_non_pixel_budget_and_a_hostile_budget_is_named(entry_path):
+    def at_scales(*scales):
+        def change(entry):
+            row = entry["results"][1]
+            entry["results"][1:] = [json.loads(json.dumps({**row, "attack": {**row["attack"], "config": {
+                **row["attack"]["config"], "scale": scale}}})) for scale in scales]
+        return change
+
+    assert problems_after(entry_path, at_scales(0.1, 0.2)) == []
+    assert "already appears in results[1]" in only_problem(problems_after(entry_path, at_scales({"a": [1]}, {"a": [1]})))
+
+
 def test_one_attack_may_appear_under_each_threat_model(entry_path):
     def add_transfer_row(entry):
         row = json.loads(json.dumps(entry["results"][1]))

@@ -52,6 +52,27 @@ def test_ties_within_the_interval_share_a_rank_and_incomplete_entries_are_unrank
     assert ranked[-1].missing == ("photoguard at 0.06",)
 
 
+def test_a_track_budget_counts_only_cells_run_at_it():
+    """The tokenizer track ranks at scale 0.2: an entry that ran a gentler scale is unranked, not flattered."""
+    headline = schema.TRACKS["tokenizer"].headline
+
+    def sampling_cell(attack: str, scale: float, accuracy: float) -> dict:
+        values = {"measured": accuracy, "low": accuracy - 0.05, "high": accuracy + 0.05, "claimed": None,
+                  "higher_is_better": True}
+        return {"attack": {"label": attack, "name": attack, "config": {"scale": scale}}, "eps": 0.0,
+                "metrics": {"zero-shot": values, "unperturbed_zero-shot": {**values, "measured": 0.9}}}
+
+    honest = {"name": "honest", "results": [sampling_cell("sampling-noise", 0.2, 0.6),
+                                            sampling_cell("sampling-pgd", 0.2, 0.7),
+                                            sampling_cell("sampling-noise", 0.1, 0.8)]}
+    gentle = {"name": "gentle", "results": [sampling_cell("sampling-noise", 0.05, 0.9),
+                                            sampling_cell("sampling-pgd", 0.05, 0.9)]}
+    score, _ = ranking.robust_score(honest, headline)
+    assert (score.measured, score.attack) == (0.6, "sampling-noise")
+    score, missing = ranking.robust_score(gentle, headline)
+    assert score is None and missing == ("sampling-noise at 0 scale=0.2", "sampling-pgd at 0 scale=0.2")
+
+
 def test_lower_is_better_ranks_the_smallest_worst_case_first():
     headline = schema.Headline("lpips", (("mist", 0.03),), clean_metric="psnr", clean_attack=None)
 

@@ -57,17 +57,26 @@ def budget_text(eps: float) -> str:
     return f"{round(steps)}/255" if eps and abs(steps - round(steps)) < 1e-3 else f"{eps:.4g}"
 
 
-def _cells(entry: dict[str, Any], attack: str, eps: float) -> list[dict[str, Any]]:
-    return [r for r in entry["results"] if r["attack"]["name"] == attack and abs(r["eps"] - eps) <= EPS_TOLERANCE]
+def _at_budget(result: dict[str, Any], budget: tuple[tuple[str, float], ...]) -> bool:
+    config = result["attack"].get("config") or {}
+    return all(isinstance(config.get(key), (int, float)) and abs(config[key] - value) <= EPS_TOLERANCE
+               for key, value in budget)
+
+
+def _cells(entry: dict[str, Any], attack: str, eps: float,
+           budget: tuple[tuple[str, float], ...] = ()) -> list[dict[str, Any]]:
+    return [r for r in entry["results"] if r["attack"]["name"] == attack and abs(r["eps"] - eps) <= EPS_TOLERANCE
+            and _at_budget(r, budget)]
 
 
 def robust_score(entry: dict[str, Any], headline: Headline) -> tuple[Score | None, tuple[str, ...]]:
     """(the worst measured cell of the headline metric, the track's cells the entry lacks)."""
     candidates, missing = [], []
     for attack, eps in headline.attacks:
-        found = [r for r in _cells(entry, attack, eps) if headline.metric in r["metrics"]]
+        found = [r for r in _cells(entry, attack, eps, headline.budget) if headline.metric in r["metrics"]]
         if not found:
-            missing.append(f"{attack} at {budget_text(eps)}")
+            missing.append(f"{attack} at {budget_text(eps)}"
+                           + "".join(f" {key}={value:g}" for key, value in headline.budget))
         candidates += found
     if missing or not candidates:
         return None, tuple(missing)

@@ -63,7 +63,8 @@ def attack_text(attack: str, eps: float) -> str:
 
 
 def budgets_text(track: schema.Track) -> str:
-    return ", ".join(attack_text(attack, eps) for attack, eps in track.headline.attacks)
+    fixed = "".join(f" {key}={value:g}" for key, value in track.headline.budget)
+    return ", ".join(attack_text(attack, eps) + fixed for attack, eps in track.headline.attacks)
 
 
 def first_author(entry: dict[str, Any]) -> str:

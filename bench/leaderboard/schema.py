@@ -8,6 +8,7 @@ See leaderboards/SCHEMA.md for the layout.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ class Headline:
     clean_attack: str | None = "none"
     """The row the clean score is read from (the ``none`` attack), or None where every row carries it."""
     explained: str = ""
+    budget: tuple[tuple[str, float], ...] = ()
+    """A non-pixel budget every headline cell must have been run at (attack config key, value), e.g. the
+    sampling perturbation's ``scale``; a cell at any other budget does not count."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,17 @@ TRACKS = {track.name: track for track in (
                              "concept whose image-text similarity to its prompt falls below tau, calibrated on the "
                              "clean fine-tune) over the track's budgets, 90 poisons (lower is better); clean: the "
                              "zero-shot accuracy of the clean fine-tune's generations of the other classes")),
+    Track("tokenizer", "sampling-perturbation",
+          "Tokenizers under sampling perturbations: class accuracy of a latent diffusion model's generations when "
+          "its sampling trajectory is perturbed",
+          Headline("zero-shot", (("sampling-noise", 0.0), ("sampling-pgd", 0.0)),
+                   clean_metric="unperturbed_zero-shot", clean_attack=None, budget=(("scale", 0.2),),
+                   explained="robust: the lowest class accuracy (clip-proxy zero-shot) of the generations of the "
+                             "latent diffusion model trained on the tokenizer's latents when the input x_t of every "
+                             "sampler step after the first is perturbed, by Gaussian noise or a one-step sign attack "
+                             "on the denoiser, of size 0.2 in the model's scaled latent units (VE-loss, arXiv "
+                             "2603.21085); clean: the class accuracy of its unperturbed generations from the same "
+                             "prompts and seeds")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",
@@ -284,10 +299,21 @@ def check_weights_list(weights: Any) -> None:
                        "(`sha256sum FILE`)")
 
 
+NON_PIXEL_BUDGETS = ("scale", "edits", "rate", "count", "ratio")
+"""Attack config fields that are a budget beside eps (``bench.grid.BUDGET_AXES``): two results of one
+attack may differ only by them (a sampling perturbation's curve over ``scale``)."""
+
+
+def _budget_of(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The non-pixel budget as hashable text, whatever a hostile entry put there."""
+    return tuple((key, json.dumps(config[key], sort_keys=True, default=str)) for key in NON_PIXEL_BUDGETS
+                 if key in config)
+
+
 def check_results(results: Any) -> None:
     if not isinstance(results, list) or not results:
         raise fail("results", "expected a non-empty list of {attack, eps, metrics} objects")
-    seen: dict[tuple[str, float, str], int] = {}
+    seen: dict[tuple, int] = {}
     for i, result in enumerate(results):
         where = f"results[{i}]"
         mapping(result, where, RESULT_KEYS, OPTIONAL_RESULT_KEYS)
@@ -300,9 +326,11 @@ def check_results(results: Any) -> None:
             label(attack[key], f"{where}.attack.{key}")
         free_mapping(attack["config"], f"{where}.attack.config")
         eps = number(result["eps"], f"{where}.eps", 0.0, 1.0)
-        cell = (attack["label"], eps, threat)
+        budget = _budget_of(attack["config"])
+        cell = (attack["label"], eps, threat, budget)
         if cell in seen:
-            raise fail(where, f"attack {attack['label']!r} at eps {eps:g} ({threat}) already appears in "
+            also = "".join(f" {key}={value}" for key, value in budget)
+            raise fail(where, f"attack {attack['label']!r} at eps {eps:g}{also} ({threat}) already appears in "
                        f"results[{seen[cell]}]; keep one")
         seen[cell] = i
         metrics = result["metrics"]
