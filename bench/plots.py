@@ -39,6 +39,23 @@ def _matplotlib():
     return plt
 
 
+def _save(plt, figure, axes, out_png: Path) -> Path:
+    """The legend on the last panel, then the figure written to ``out_png`` and closed."""
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_png, dpi=120)
+    plt.close(figure)
+    return out_png
+
+
+def _curve(axis, xs: list[float], points: list[tuple[float, dict]], colour, **style) -> None:
+    """One curve of estimates (``value`` with its ``low`` / ``high`` interval as error bars)."""
+    error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
+    axis.errorbar(xs, [v["value"] for _, v in points], yerr=error, color=colour, capsize=2, marker="o", markersize=3,
+                  **style)
+
+
 def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
     """The metric against eps per attack and defense; None where no attack has several budgets."""
     curves: dict[str, dict[tuple, list[tuple[float, dict]]]] = defaultdict(lambda: defaultdict(list))
@@ -64,21 +81,13 @@ def damage_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -
             if defense in clean:
                 points = [(0.0, clean[defense]), *points]
             points.sort(key=lambda p: p[0])
-            eps = [e * 255 for e, _ in points]
-            value = [v["value"] for _, v in points]
-            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
-            axis.errorbar(eps, value, yerr=error, color=colours[defense], capsize=2, marker="o", markersize=3,
-                          linestyle="--" if threat == "transfer" else "-",
-                          label=f"{defense}{f' {count:.0f} poisons' if count is not None else ''} ({threat})")
+            _curve(axis, [e * 255 for e, _ in points], points, colours[defense],
+                   linestyle="--" if threat == "transfer" else "-",
+                   label=f"{defense}{f' {count:.0f} poisons' if count is not None else ''} ({threat})")
         arrow = "higher is better" if points and points[0][1].get("higher_is_better", True) else "lower is better"
         axis.set(title=attack, xlabel="eps (x/255, L-inf)", ylabel=f"{metric} ({arrow})")
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=120)
-    plt.close(figure)
-    return out_png
+    return _save(plt, figure, axes, out_png)
 
 
 def poison_count(summary: dict[str, Any]) -> float | None:
@@ -121,20 +130,13 @@ def count_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) ->
     colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
     for axis, (attack, lines) in zip(axes[0], sorted(curves.items()), strict=True):
         for (defense, threat, eps), points in sorted(lines.items()):
-            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
-            axis.errorbar([c for c, _ in points], [v["value"] for _, v in points], yerr=error, color=colours[defense],
-                          capsize=2, marker="o", markersize=3, linestyle="--" if threat == "transfer" else "-",
-                          label=f"{defense}{f' {eps * 255:.0f}/255' if eps else ''}"
-                                f"{f' ({threat})' if threat != 'none' else ''}")
+            _curve(axis, [c for c, _ in points], points, colours[defense],
+                   linestyle="--" if threat == "transfer" else "-",
+                   label=f"{defense}{f' {eps * 255:.0f}/255' if eps else ''}{f' ({threat})' if threat != 'none' else ''}")
         arrow = "higher is better" if points[-1][1].get("higher_is_better", True) else "lower is better"
         axis.set(title=attack, xlabel="poisoned training pairs (0: clean fine-tune)", ylabel=f"{metric} ({arrow})")
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=120)
-    plt.close(figure)
-    return out_png
+    return _save(plt, figure, axes, out_png)
 
 
 def example_grid(run: RunStore, out_png: Path, examples: int = 2) -> Path | None:
@@ -223,19 +225,12 @@ def scale_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) ->
     colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(defenses)}
     for axis, (attack, by) in zip(axes[0], sorted(curves.items()), strict=True):
         for defense, points in sorted(by.items()):
-            error = [[v["value"] - v["low"] for _, v in points], [v["high"] - v["value"] for _, v in points]]
-            axis.errorbar([x for x, _ in points], [v["value"] for _, v in points], yerr=error, color=colours[defense],
-                          capsize=2, marker="o", markersize=3, label=defense)
+            _curve(axis, [x for x, _ in points], points, colours[defense], label=defense)
         arrow = "higher is better" if points[-1][1].get("higher_is_better", True) else "lower is better"
         axis.set(title=attack, xlabel="perturbation scale (scaled latent units; 0: unperturbed)",
                  ylabel=f"{metric} ({arrow})")
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=120)
-    plt.close(figure)
-    return out_png
+    return _save(plt, figure, axes, out_png)
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: list[str] | None = None) -> list[Path]:
