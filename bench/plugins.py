@@ -34,7 +34,7 @@ ATTACKS.register("nightshade", "attacks.nightshade:Nightshade",
 ATTACKS.register("sampling-noise", "attacks.sampling_noise:SamplingNoise",
                  "sampling: Gaussian noise of std scale added to x_t at each attacked sampler step (VE-loss)")
 ATTACKS.register("sampling-pgd", "attacks.sampling_pgd:SamplingPGD",
-                 "sampling: L-inf PGD on x_t maximising the denoiser's deviation from its clean prediction")
+                 "sampling: L-inf sign step / PGD on x_t maximising the denoiser's loss at the perturbed x_t")
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",
                   "any diffusers AutoencoderKL: zoo name, local folder or hub id (model: ...)")
 DEFENSES.register("vae-kl", "defenses.vae:AutoencoderKLDefense",
