@@ -200,7 +200,8 @@ class Denoiser(Model):
     def training_loss(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, n: int, seed: int) -> torch.Tensor:
+    def sample(self, n: int, seed: int, perturb: Callable | None = None) -> torch.Tensor:
+        """n samples; ``perturb``, a ``SamplingAttack.hook``, may change each step's input x_t."""
         raise NotImplementedError
 
     def denoise(self, images: torch.Tensor, strength: float, seed: int) -> torch.Tensor:

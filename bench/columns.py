@@ -14,12 +14,14 @@ SCENARIO_QUANTITIES: dict[str, bool] = {"linf": False, "latent_shift": False, "l
                                                                   ("is_target", False), ("source_similarity", True),
                                                                   ("collateral_accuracy", True),
                                                                   ("collateral_fid", False), ("fid", False))},
-                                        "poison_latent_closed": False, "poisons": True, "tau": True}
+                                        "poison_latent_closed": False, "poisons": True, "tau": True,
+                                        "largest_class_share": False, "class_entropy": True,
+                                        "lpips_to_unperturbed": False, "class_changed": False}
 """Columns a scenario measures itself (not registered metrics), mapped to higher_is_better."""
 
 LOWER_IS_BETTER_COLUMNS: tuple[str, ...] = tuple(c for c, higher in SCENARIO_QUANTITIES.items() if not higher)
 
-RECORD_ONLY_COLUMNS: tuple[str, ...] = ("index", "transfer_kept", "selection_damage")
+RECORD_ONLY_COLUMNS: tuple[str, ...] = ("index", "transfer_kept", "selection_damage", "predicted_class")
 """Per-sample columns kept in samples.csv but not summarised as metrics."""
 
 LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prompt_edit_rate", "poisoned",
@@ -29,7 +31,9 @@ LEADING_COLUMNS: tuple[str, ...] = ("linf", "lpips_input", "prompt_edits", "prom
 SCENARIO_HEADLINES: dict[str, tuple[str, ...]] = {"reconstruction": ("latent_shift", "psnr", "lpips"),
                                                   "img2img-edit": ("clip-sim", "lpips"),
                                                   "prompt-robustness": ("clip-w1-raw", "zero-shot", "zero-shot_ratio"),
-                                                  "poisoning": ("attack_success", "is_target", "collateral_accuracy")}
+                                                  "poisoning": ("attack_success", "is_target", "collateral_accuracy"),
+                                                  "corrupted-training": ("fid", "largest_class_share", "class_entropy"),
+                                                  "sampling-attack": ("fid", "lpips_to_unperturbed", "class_changed")}
 """The columns a compact table shows per scenario (``bench run`` and ``bench table`` by default); a scenario
 not listed shows its latent shift (where measured), then its first three plain metric columns."""
 

@@ -93,5 +93,9 @@ SCENARIOS.register("prompt-robustness", "bench.scenarios.prompt_robustness:Promp
                    "clean and perturbed prompts generated with the same seed: W1, CLIP similarity, accuracy ratio")
 SCENARIOS.register("sampling-perturbation", "bench.scenarios.sampling_perturbation:SamplingPerturbation",
                    "text-to-image generation under a perturbed sampling trajectory: FID, accuracy, decoding failure")
+SCENARIOS.register("corrupted-training", "bench.scenarios.corrupted_training:CorruptedTraining",
+                   "a denoiser's samples against clean images: FID, KID, class mix (models trained on corrupted data)")
+SCENARIOS.register("sampling-attack", "bench.scenarios.sampling_attack:SamplingAttackScenario",
+                   "a pixel denoiser sampling under a perturbed trajectory: FID, class mix, change from its unperturbed twin")
 
 REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "metrics": METRICS, "scenarios": SCENARIOS}

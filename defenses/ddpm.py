@@ -75,10 +75,10 @@ class PixelDDPM(Denoiser):
         return noise_prediction_loss(self.unet, alphas, to_model_space(clean.to(self.unet.device), self.unet),
                                      generator, "none")
 
-    def sample(self, n: int, seed: int) -> torch.Tensor:
+    def sample(self, n: int, seed: int, perturb=None) -> torch.Tensor:
         from bench.zoo.train_ddpm import sample
 
-        return sample(self.pipe, n, steps=self.config.steps, seed=seed)
+        return sample(self.pipe, n, steps=self.config.steps, seed=seed, perturb=perturb)
 
     @torch.no_grad()
     def denoise(self, images: torch.Tensor, strength: float, seed: int) -> torch.Tensor:

@@ -7,8 +7,13 @@ import pytest
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-from bench.zoo.latent_regularisers import (check_config, magnitude_penalty, reduce_elements, regulariser_terms,
-                                           variance_expansion)
+from bench.zoo.latent_regularisers import (
+    check_config,
+    magnitude_penalty,
+    reduce_elements,
+    regulariser_terms,
+    variance_expansion,
+)
 from bench.zoo.train_vae import VAETrainConfig
 
 VE = VAETrainConfig(regulariser="ve", scale_on="sample")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -43,6 +44,9 @@ from bench.corrupted_data import CorruptionConfig, corrupt
 from bench.data import load_fashion_mnist
 from bench.zoo.robustadv import RegulariserConfig, check, objective
 from bench.zoo.training import checkpoint_folder, publish_folder
+
+Perturb = Callable[[torch.Tensor, int, int, object], torch.Tensor]
+"""A sampling attack's hook: (x_t, position, steps, ``bench.base.SamplerStep``) -> the x_t to step from."""
 
 SCHEDULER_KWARGS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 DEFAULT_SAMPLING_STEPS = 100
@@ -210,16 +214,40 @@ def load_ddpm_pipeline(folder: Path, device: str | torch.device = "cpu"):
     return pipe.to(torch.device(device))
 
 
-@torch.no_grad()
-def sample(pipe, n: int, steps: int = DEFAULT_SAMPLING_STEPS, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+def sample(pipe, n: int, steps: int = DEFAULT_SAMPLING_STEPS, seed: int = 0, batch_size: int = 500,
+           perturb: Perturb | None = None) -> torch.Tensor:
     """(n, 3, 32, 32) DDIM samples (eta 0) in [0, 1], on the 8-bit grid, deterministic for a seed; a grey
-    model's replicated to RGB, a 28x28 model's given the suite's black border back."""
+    model's replicated to RGB, a 28x28 model's given the suite's black border back. ``perturb`` (a
+    ``SamplingAttack.hook``) may change each step's input x_t (``ddim_loop``)."""
     chunks = []
     for index in range(math.ceil(n / batch_size)):
         size = min(batch_size, n - index * batch_size)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        images = pipe(batch_size=size, generator=generator, num_inference_steps=steps, eta=0.0,
-                      use_clipped_model_output=True, output_type="np").images
-        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+        images = ddim_loop(pipe.unet, pipe.scheduler, size, generator, steps, perturb)
         chunks.append(to_suite_images(images, side=SUITE_SIDE if images.shape[-1] == NATIVE_SIDE else images.shape[-1]))
     return (torch.cat(chunks).clamp(0, 1) * 255).round() / 255
+
+
+def ddim_loop(unet, scheduler, size: int, generator: torch.Generator, steps: int,
+              perturb: Perturb | None = None) -> torch.Tensor:
+    """diffusers' ``DDIMPipeline`` loop (eta 0, clipped x0 with epsilon re-derived from it; the same
+    draws, so the same images), with ``perturb`` called on each step's input x_t. The attack sees x_t
+    in the suite's [0, 1] pixel units (half the model's [-1, 1] units: x_t / 2, with the noise it carries
+    of std sqrt(1 - alpha_bar_t) / 2), so a sampling attack's ``scale`` on a pixel model is a pixel
+    budget, as everywhere else. Returns (size, C, side, side) in [0, 1]."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from bench.base import SamplerStep
+
+    x = randn_tensor((size, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
+                     generator=generator, device=unet.device, dtype=unet.dtype)
+    scheduler.set_timesteps(steps)
+    for position, t in enumerate(scheduler.timesteps):
+        if perturb is not None:
+            noise_std = float((1 - scheduler.alphas_cumprod[t]).sqrt()) / 2
+            step = SamplerStep(lambda half, t=t: unet(half * 2, t).sample, noise_std)
+            x = perturb(x / 2, position, len(scheduler.timesteps), step) * 2
+        with torch.no_grad():
+            x = scheduler.step(unet(x, t).sample, t, x, eta=0.0, use_clipped_model_output=True,
+                               generator=generator).prev_sample
+    return (x / 2 + 0.5).clamp(0, 1).float().cpu()
