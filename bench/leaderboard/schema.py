@@ -88,6 +88,15 @@ TRACKS = {track.name: track for track in (
                              "on the denoiser, of size 0.2 in the model's scaled latent units (VE-loss, arXiv "
                              "2603.21085); clean: the class accuracy of its unperturbed generations from the same "
                              "prompts and seeds")),
+    Track("denoiser", "sampling-attack",
+          "Pixel diffusion models sampling under attack: FID of their samples when the sampling trajectory is perturbed",
+          Headline("fid", (("sampling-noise", 0.0), ("sampling-pgd", 0.0)),
+                   clean_metric="unperturbed_fid", clean_attack=None, budget=(("scale", 0.02),),
+                   explained="robust: the highest FID (against clean test images) of the denoiser's samples when "
+                             "the input x_t of its sampler's steps is perturbed by 0.02 in [0, 1] pixel units "
+                             "(about 5/255) per step, by Gaussian noise or by PGD on its denoising loss, every "
+                             "variant the entry ran (steps attacked, iterations; Robustadv, arXiv 2505.21742); "
+                             "clean: the FID of its unperturbed samples from the same seeds")),
 )}
 
 ENTRY_KEYS = {"schema_version", "track", "name", "paper", "defense", "weights", "scenario", "data", "results",

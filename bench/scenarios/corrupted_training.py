@@ -20,14 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import bootstrap
 
 from bench.base import Model, Scenario
 from bench.data import FASHION_MNIST_CLASSES
 from bench.errors import BenchError
 from bench.measure import set_metric_estimates
 from bench.scenario_api import CellContext, ScenarioResult
-from bench.stats import CONFIDENCE, Estimate
+from bench.stats import Estimate, set_interval
 
 
 @dataclass(frozen=True)
@@ -92,16 +91,9 @@ def class_mix_estimates(predicted: np.ndarray, seed: int) -> dict[str, Estimate]
         p = p[p > 0]
         return float(-(p * np.log(p)).sum() / math.log(classes))
 
-    estimates = {}
-    for column, statistic in (("largest_class_share", largest), ("class_entropy", entropy)):
-        value = statistic(predicted)
-        if len(predicted) < 2:
-            estimates[column] = Estimate(value, value, value, len(predicted))
-            continue
-        interval = bootstrap((predicted,), statistic, vectorized=False, n_resamples=200, method="percentile",
-                             confidence_level=CONFIDENCE, random_state=np.random.default_rng(seed)).confidence_interval
-        estimates[column] = Estimate(value, float(interval.low), float(interval.high), len(predicted))
-    return estimates
+    reference = np.zeros(1)  # set_interval resamples two sets; these statistics read the first only
+    return {column: set_interval(lambda values, _, f=statistic: f(values), predicted, reference, seed=seed)
+            for column, statistic in (("largest_class_share", largest), ("class_entropy", entropy))}
 
 
 def training_data_text(model: Model) -> str:
