@@ -110,31 +110,36 @@ class DDPMFineTuneConfig(FineTuneConfig):
 
 class DDPMFineTune(FineTuneRecipe):
     """A pixel DDPM fine-tuned on ``data["images"]`` (N, 3, H, W) in [0, 1] with its own training loss
-    (Adam, gradient norm clipped): the denoiser track's fine-tunes (e.g. on a corrupted training set)."""
+    (Adam, gradient norm clipped): the denoiser track's fine-tunes (e.g. on a corrupted training set).
+    It trains on the cell's device (the noise and timesteps are drawn on the CPU, so the draws are the
+    same on any device)."""
 
     name = "ddpm"
     version = "1"
+    trains_on_device = True
 
     def base(self) -> dict[str, str]:
         folder = resolve_denoiser_folder(self.config.model)
         return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
-    def setup(self, data: dict[str, torch.Tensor | list[str]]) -> Training:
+    def setup(self, data: dict[str, torch.Tensor | list[str]], device: torch.device = torch.device("cpu")) -> Training:
         from diffusers import DDIMScheduler
 
         from bench.zoo.train_ddpm import load_unet, noise_prediction_loss, to_model_space
 
         folder = resolve_denoiser_folder(self.config.model)
-        unet = load_unet(folder).train().requires_grad_(True)
-        images = to_model_space(data["images"].float(), unet)
+        unet = load_unet(folder).to(device).train().requires_grad_(True)
+        images = to_model_space(data["images"].float(), unet).to(device)
         scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+        alphas = scheduler.alphas_cumprod.to(device)
         optimizer = torch.optim.Adam(unet.parameters(), lr=self.config.learning_rate)
 
         def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-            return {"loss": noise_prediction_loss(unet, scheduler.alphas_cumprod, images[indices], generator)}
+            return {"loss": noise_prediction_loss(unet, alphas, images[indices.to(device)], generator)}
 
         def save(output: Path) -> None:
-            unet.save_pretrained(output / "unet", safe_serialization=True)
+            unet.to("cpu").save_pretrained(output / "unet", safe_serialization=True)
+            unet.to(device)
             scheduler.save_pretrained(output / "scheduler")
 
         return Training(unet, optimizer, step, len(images), save, clip=self.config.clip)

@@ -27,8 +27,8 @@ from defenses.ddpm import DDPMFineTune, DDPMFineTuneConfig
 run_dir, base, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 original = DDPMFineTune.setup
 
-def setup(self, data):  # SIGKILL this process in the middle of step number kill_at
-    training = original(self, data)
+def setup(self, data, device):  # SIGKILL this process in the middle of step number kill_at
+    training = original(self, data, device)
     step, calls = training.step, []
     def dying(indices, generator):
         calls.append(1)
@@ -148,3 +148,16 @@ def test_a_loop_interrupted_after_a_checkpoint_resumes_bit_identically(tmp_path)
     for a, b in [(model, resumed_model), (average, resumed_average)]:
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert resumed.curve == result.curve and resumed.steps_completed == 6
+
+
+def test_the_ddpm_finetune_trains_on_the_device_it_is_given(tiny_ddpm_dir):
+    """The meta device stands in for a GPU: the weights and the loss live there, not on the CPU."""
+    import torch
+
+    from defenses.ddpm import DDPMFineTune, DDPMFineTuneConfig
+
+    recipe = DDPMFineTune(DDPMFineTuneConfig(model=str(tiny_ddpm_dir), steps=1, batch_size=2))
+    training = recipe.setup({"images": torch.rand(4, 3, 32, 32)}, torch.device("meta"))
+    assert {p.device.type for p in training.model.parameters()} == {"meta"}
+    loss = training.step(torch.tensor([0, 3]), torch.Generator().manual_seed(0))["loss"]
+    assert loss.device.type == "meta"
