@@ -81,11 +81,17 @@ def _coerce(owner: str, key: str, field: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+PIXEL_KEYS = frozenset({"eps", "sigma", "step_size"})
+"""Parameters in [0, 1] pixel units; any other unit-interval parameter is a fraction (a rate, a strength)."""
+
+
 def check_unit_interval(owner: str, key: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ValueError(f"{key}={value!r} is not a number; {NUMBER_HINT}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{key}={value} is outside [0, 1]; budgets are in [0,1] pixel units (8/255 = 0.0314)")
+        if key in PIXEL_KEYS:
+            raise ValueError(f"{key}={value} is outside [0, 1]; budgets are in [0,1] pixel units (8/255 = 0.0314)")
+        raise ValueError(f"{key}={value} is outside [0, 1]; {owner}'s {key} is a fraction")
 
 
 MODEL_KINDS = ("autoencoder", "text-to-image", "denoiser")

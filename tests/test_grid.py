@@ -98,3 +98,13 @@ def test_the_default_is_adaptive_without_a_transfer_candidate():
 def test_bad_threat_settings_are_refused(grid, message):
     with pytest.raises(BenchError, match=message):
         parse_grid(grid)
+
+
+def test_a_fraction_out_of_range_is_not_called_a_pixel_budget():
+    from bench.base import check_unit_interval
+
+    with pytest.raises(ValueError, match="pixel units"):
+        check_unit_interval("attack", "eps", 1.5)
+    with pytest.raises(ValueError, match="rate is a fraction") as raised:
+        check_unit_interval("attack", "rate", 1.5)
+    assert "pixel" not in str(raised.value)
