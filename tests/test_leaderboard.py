@@ -468,3 +468,23 @@ def test_submit_names_a_damaged_summary_or_run_record(tmp_path):
     (run_dir / "run.json").write_text("{")
     with pytest.raises(BenchError, match="damaged run.json"):
         submit.build_entry(run_dir, TRACK, tmp_path / "repo")
+
+
+def test_verify_pairs_each_result_with_the_cell_of_its_own_non_pixel_budget():
+    """One attack at several sampling scales: the cells share label and eps, so only the budget tells
+    them apart (the denoiser track's first verify compared every scale with the scale-0 cell)."""
+    def result(scale, value):
+        return {"attack": {"label": "noise", "name": "sampling-noise", "config": {"scale": scale}}, "eps": 0.0,
+                "threat_model": "none", "metrics": {"fid": {"claimed": None, "measured": value}}}
+
+    def summary(scale, value):
+        return {"defense": "d", "attack": "noise", "eps": 0.0, "threat_model": "none", "budget": {"scale": scale},
+                "config": {"scenario": {"name": "sampling-attack"}, "defense": {"config": {}}},
+                "metrics": {"fid": {"value": value, "low": value - 1, "high": value + 1}}}
+
+    entry = {"track": "denoiser", "defense": {"label": "d", "config": {}}, "weights": [],
+             "results": [result(0.0, 100.0), result(0.02, 150.0)]}
+    checks = verify.compare(entry, [summary(0.02, 150.0), summary(0.0, 100.0)])
+    assert [(c.reference, c.measured) for c in checks] == [(100.0, 100.0), (150.0, 150.0)]
+    with pytest.raises(BenchError, match="cannot tell apart"):
+        verify.compare(entry, [summary(0.0, 100.0), summary(0.0, 101.0), summary(0.02, 150.0)])

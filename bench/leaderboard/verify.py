@@ -49,10 +49,13 @@ def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Chec
         label, eps = result["attack"]["label"], result["eps"]
         threat = result.get("threat_model", DEFAULT_THREAT_MODEL)
         match = [s for s in fresh if s["attack"] == label and abs(s["eps"] - eps) <= EPS_TOLERANCE
-                 and s.get("threat_model", DEFAULT_THREAT_MODEL) == threat]
+                 and s.get("threat_model", DEFAULT_THREAT_MODEL) == threat and same_budget(result, s)]
         if not match:
             raise BenchError(f"results[{i}]: the rerun produced no {label!r} cell at eps {eps:g} ({threat}); the "
                              "entry's grid no longer builds it, so resubmit from a fresh run")
+        if len(match) > 1:
+            raise BenchError(f"results[{i}]: the rerun produced {len(match)} {label!r} cells at eps {eps:g} ({threat}) "
+                             "that this result cannot tell apart; give the grid's attacks distinct labels and resubmit")
         summary = match[0]
         rebuilt = summary["config"]["defense"]["config"]
         # keys a newer suite added to the resolved config are not a difference; a changed value is
@@ -70,6 +73,14 @@ def compare(entry: dict[str, Any], summaries: list[dict[str, Any]]) -> list[Chec
             checks.append(Check(where, against, float(reference), float(new["value"]),
                                 tolerance(float(reference), low, high), low, high))
     return checks
+
+
+def same_budget(result: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """Whether a rerun cell has the result's non-pixel budget (a sampling ``scale``, a poison ``count``),
+    read from the result's attack config: cells of one attack at several such budgets share label and eps."""
+    config = result["attack"].get("config") or {}
+    return all(key == "eps" or (isinstance(config.get(key), (int, float)) and abs(config[key] - value) <= EPS_TOLERANCE)
+               for key, value in (summary.get("budget") or {}).items())
 
 
 def verification_record(entry: dict[str, Any], checks: list[Check], summaries: list[dict[str, Any]],
