@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.typo_sets import add_typos_command
 
     add_typos_command(sub)
+    from bench.zoo.denoiser_command import add_train_denoiser_command
+
+    add_train_denoiser_command(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ import torch
 from bench.assets import sha256_file
 from bench.base import Denoiser, check_unit_interval
 from bench.errors import BenchError
-from bench.finetune import FineTuneConfig, FineTuneRecipe, Training
+from bench.finetune import CPU, FineTuneConfig, FineTuneRecipe, Training
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class DDPMFineTune(FineTuneRecipe):
         folder = resolve_denoiser_folder(self.config.model)
         return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
-    def setup(self, data: dict[str, torch.Tensor | list[str]], device: torch.device = torch.device("cpu")) -> Training:
+    def setup(self, data: dict[str, torch.Tensor | list[str]], device: torch.device = CPU) -> Training:
         from diffusers import DDIMScheduler
 
         from bench.zoo.train_ddpm import load_unet, noise_prediction_loss, to_model_space

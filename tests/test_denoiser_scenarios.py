@@ -166,3 +166,31 @@ def test_the_denoiser_sample_takes_a_hook_and_stays_deterministic(tiny_ddpm_dir)
     first = sample(pipe, 2, steps=3, seed=1)
     assert torch.equal(first, sample(pipe, 2, steps=3, seed=1))
     assert not torch.equal(first, sample(pipe, 2, steps=3, seed=1, perturb=attack("sampling-noise", scale=0.1).hook(0)))
+
+
+def test_train_denoiser_writes_a_folder_that_records_its_corrupted_set(tmp_path):
+    from bench.cli import main
+    from bench.scenarios.corrupted_training import training_data_text
+    from defenses.ddpm import DDPMConfig, PixelDDPM
+
+    out = tmp_path / "model"
+    assert main(["--quiet", "train-denoiser", str(out), "--percent", "50", "--sigma", "0.1", "--steps", "2",
+                 "--regulariser", "equivariant", "--perturbation", "random"]) == 0
+    record = json.loads((out / "training.json").read_text())
+    assert record["training_data"]["corrupted"] == 27500 and record["steps_completed"] == 2
+    assert record["regulariser"]["kind"] == "equivariant" and record["corruption"]["sigma"] == 0.1
+    text = training_data_text(PixelDDPM(DDPMConfig(model=str(out), steps=2)))
+    assert text.startswith("27500 of 55000 noised, sigma 0.1") and record["training_data"]["sha256"][:16] in text
+
+
+@pytest.mark.parametrize("arguments, message", [(["--percent", "101"], "percent=101"),
+                                                (["--sigma", "-1"], "sigma=-1"),
+                                                (["--regulariser", "equivariant", "--radius-scale", "-1"], "negative"),
+                                                (["--perturbation", "pgd"], "perturbation 'pgd'")])
+def test_train_denoiser_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys, arguments, message):
+    from bench.cli import main
+
+    assert main(["train-denoiser", str(tmp_path / "model"), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "model").exists()

@@ -14,8 +14,10 @@ the samples. Per sample: the class it was filed as, and the training data the mo
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,11 +99,17 @@ def class_mix_estimates(predicted: np.ndarray, seed: int) -> dict[str, Estimate]
 
 
 def training_data_text(model: Model) -> str:
-    """The training set a zoo denoiser's manifest records (its corruption and hash); empty otherwise."""
+    """The training set a denoiser records (its corruption and hash): a zoo model's manifest entry, or a
+    folder's ``training.json`` (``bench train-denoiser``); empty where neither says."""
     from bench import zoo
+    from bench.zoo.denoiser_command import TRAINING_FILE
 
     name = getattr(model.config, "model", "")
-    data = zoo.manifest().get(name, {}).get("training", {}).get("training_data") if zoo.is_zoo_model(name) else None
+    if zoo.is_zoo_model(name):
+        data = zoo.manifest()[name].get("training", {}).get("training_data")
+    else:
+        record = Path(name).expanduser() / TRAINING_FILE
+        data = json.loads(record.read_text()).get("training_data") if record.is_file() else None
     if not data:
         return ""
     return (f"{data['corrupted']} of {data['images']} noised, sigma {data['sigma_01']:g} in [0, 1] units, seed "
