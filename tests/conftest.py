@@ -114,3 +114,27 @@ def tiny_ddpm_dir(tmp_path_factory):
     unet.save_pretrained(folder / "unet", safe_serialization=True)
     DDIMScheduler(**SCHEDULER_KWARGS, clip_sample=True).save_pretrained(folder / "scheduler")
     return folder
+
+
+@pytest.fixture
+def kill_after_saving(monkeypatch):
+    """``kill_after_saving(n)``: from then on ``CellStore.save_batch`` raises KeyboardInterrupt (a kill
+    between two batches) once n batches are saved; ``kill_after_saving(None)`` restores it."""
+    from bench.store import CellStore
+
+    original = CellStore.save_batch
+
+    def arm(batches: int | None) -> None:
+        if batches is None:
+            monkeypatch.setattr(CellStore, "save_batch", original)
+            return
+        saved = []
+
+        def dying(self, index, tensors):
+            if len(saved) == batches:
+                raise KeyboardInterrupt
+            original(self, index, tensors)
+            saved.append(index)
+
+        monkeypatch.setattr(CellStore, "save_batch", dying)
+    return arm

@@ -127,9 +127,8 @@ def test_corrupted_training_measures_samples_and_refuses_an_attack(tmp_path, tin
     assert not (tmp_path / "bad" / "cells").exists() or not any((tmp_path / "bad" / "cells").iterdir())
 
 
-def test_the_sampling_attack_changes_samples_only_above_scale_zero_and_resumes(tmp_path, tiny_ddpm_dir, monkeypatch):
-    from bench.store import CellStore
-
+def test_the_sampling_attack_changes_samples_only_above_scale_zero_and_resumes(tmp_path, tiny_ddpm_dir,
+                                                                             kill_after_saving):
     path = grid(tmp_path, tiny_ddpm_dir, "sampling-attack", ["sampling-noise", {"name": "sampling-pgd", "iterations": 2}],
                 scale=[0.0, 0.2])
     Runner(tmp_path / "straight", RunOptions(quiet=True)).run_grid(path)
@@ -144,18 +143,10 @@ def test_the_sampling_attack_changes_samples_only_above_scale_zero_and_resumes(t
     assert clean["kid"]["value"] == pytest.approx(clean["unperturbed_kid"]["value"])
     assert attacked["unperturbed_kid"] == clean["unperturbed_kid"] and attacked["kid"] != clean["kid"]
 
-    original, saved = CellStore.save_batch, []
-
-    def dies_after_one_batch(self, index, tensors):
-        if saved:
-            raise KeyboardInterrupt
-        original(self, index, tensors)
-        saved.append(index)
-
-    monkeypatch.setattr(CellStore, "save_batch", dies_after_one_batch)
+    kill_after_saving(1)
     with pytest.raises(KeyboardInterrupt):
         Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
-    monkeypatch.setattr(CellStore, "save_batch", original)
+    kill_after_saving(None)
     Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
     for key, (summary, samples) in results(tmp_path / "killed").items():
         assert samples.equals(cells[key][1]) and summary["metrics"] == cells[key][0]["metrics"]

@@ -106,9 +106,7 @@ def results(run_dir) -> dict:
     return out
 
 
-def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp_path, tiny_sd_dir, monkeypatch):
-    from bench.store import CellStore
-
+def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp_path, tiny_sd_dir, kill_after_saving):
     path = grid(tmp_path, tiny_sd_dir)
     Runner(tmp_path / "straight", RunOptions(quiet=True)).run_grid(path)
     cells = results(tmp_path / "straight")
@@ -127,18 +125,10 @@ def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp
     ratio = cells[("sampling-noise", 2.0)][0]["metrics"]["clip-score_ratio"]
     assert ratio["value"] == pytest.approx(noisy["clip-score"].mean() / noisy["unperturbed_clip-score"].mean())
 
-    original, saved = CellStore.save_batch, []
-
-    def dies_after_one_batch(self, index, tensors):
-        if saved:
-            raise KeyboardInterrupt
-        original(self, index, tensors)
-        saved.append(index)
-
-    monkeypatch.setattr(CellStore, "save_batch", dies_after_one_batch)
+    kill_after_saving(1)
     with pytest.raises(KeyboardInterrupt):
         Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
-    monkeypatch.setattr(CellStore, "save_batch", original)
+    kill_after_saving(None)
     Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
     resumed = results(tmp_path / "killed")
     for key, (summary, samples) in cells.items():

@@ -56,26 +56,15 @@ def test_every_surface_has_a_base_and_an_attack_registered():
 
 
 @pytest.mark.parametrize("surface", TOY_SURFACES)
-def test_surface_end_to_end_interrupted_and_resumed(tmp_path, tiny_vae_dir, monkeypatch, surface):
-    from bench.store import CellStore
-
+def test_surface_end_to_end_interrupted_and_resumed(tmp_path, tiny_vae_dir, kill_after_saving, surface):
     grid = toy_grid(tmp_path, surface, tiny_vae_dir)
     uninterrupted = Runner(tmp_path / "clean", RunOptions(quiet=True))
     [summary] = uninterrupted.run_grid(grid)
 
-    original = CellStore.save_batch
-    saved = []
-
-    def dies_after_two_batches(self, index, tensors):
-        if len(saved) == 2:
-            raise KeyboardInterrupt  # as a kill between two batches
-        original(self, index, tensors)
-        saved.append(index)
-
-    monkeypatch.setattr(CellStore, "save_batch", dies_after_two_batches)
+    kill_after_saving(2)
     with pytest.raises(KeyboardInterrupt):
         Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(grid)
-    monkeypatch.setattr(CellStore, "save_batch", original)
+    kill_after_saving(None)
     survivors = {p: p.stat().st_mtime_ns for p in (tmp_path / "killed").glob("cells/*/batches/*.safetensors")}
     assert len(survivors) == 2 and not list((tmp_path / "killed").glob("cells/*/summary.json"))
 
