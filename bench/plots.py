@@ -198,6 +198,8 @@ def _show(axis, image: torch.Tensor, title: str) -> None:
 
 
 SCALE_METRICS = ("zero-shot", "fid", "zero-shot-unsure", "latent_noise_psnr", "latent_noise_lpips")
+PIXEL_SCALE_SCENARIOS = frozenset({"sampling-attack"})
+"""Scenarios whose sampling attacks see x_t in [0, 1] pixel units (a pixel denoiser's sampler)."""
 
 
 def scale_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) -> Path | None:
@@ -219,6 +221,8 @@ def scale_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) ->
               if any(len(set(p) - {0.0}) > 1 for p in by.values())}
     if not curves:
         return None
+    pixels = {s.get("config", {}).get("scenario", {}).get("name") for s in summaries} <= PIXEL_SCALE_SCENARIOS
+    unit = "[0, 1] pixels per step" if pixels else "scaled latent units"
     plt = _matplotlib()
     figure, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     defenses = sorted({d for by in curves.values() for d in by})
@@ -227,7 +231,7 @@ def scale_curves(summaries: list[dict[str, Any]], metric: str, out_png: Path) ->
         for defense, points in sorted(by.items()):
             _curve(axis, [x for x, _ in points], points, colours[defense], label=defense)
         arrow = "higher is better" if points[-1][1].get("higher_is_better", True) else "lower is better"
-        axis.set(title=attack, xlabel="perturbation scale (scaled latent units; 0: unperturbed)",
+        axis.set(title=attack, xlabel=f"perturbation scale ({unit}; 0: unperturbed)",
                  ylabel=f"{metric} ({arrow})")
         axis.grid(alpha=0.3)
     return _save(plt, figure, axes, out_png)
