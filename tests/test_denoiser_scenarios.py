@@ -172,9 +172,14 @@ def test_train_denoiser_writes_a_folder_that_records_its_corrupted_set(tmp_path)
     assert record["regulariser"]["kind"] == "equivariant" and record["corruption"]["sigma"] == 0.1
     text = training_data_text(PixelDDPM(DDPMConfig(model=str(out), steps=2)))
     assert text.startswith("27500 of 55000 noised, sigma 0.1") and record["training_data"]["sha256"][:16] in text
+    tuned = tmp_path / "tuned"
+    assert main(["--quiet", "train-denoiser", str(tuned), "--init-from", str(out), "--steps", "1",
+                 "--warmup-steps", "1"]) == 0
+    assert json.loads((tuned / "training.json").read_text())["init_from"] == str(out.resolve())
 
 
 @pytest.mark.parametrize("arguments, message", [(["--percent", "101"], "percent=101"),
+                                                (["--init-from", "no-such-model"], "neither a zoo model"),
                                                 (["--sigma", "-1"], "sigma=-1"),
                                                 (["--regulariser", "equivariant", "--radius-scale", "-1"], "negative"),
                                                 (["--perturbation", "pgd"], "perturbation 'pgd'")])

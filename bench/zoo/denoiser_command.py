@@ -7,6 +7,9 @@ training set's hash, the loss curve, the seconds); a killed training resumes fro
 
     bench train-denoiser runs/ddpm-c60 --percent 60 --sigma 0.05 --steps 3000
     bench train-denoiser runs/radv-r0.5 --percent 90 --sigma 0.05 --regulariser equivariant --radius-scale 0.5
+    bench train-denoiser runs/ft --init-from ddpm-c90-s0.05 --percent 90 --sigma 0.05 --regulariser equivariant --steps 500
+
+``--init-from`` fine-tunes (the paper's cheaper variant adds the regulariser only for the last epochs).
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ def config_from(args: argparse.Namespace):
     from bench.zoo.robustadv import RegulariserConfig
     from bench.zoo.train_ddpm import DDPM_CPU
 
-    if args.steps < 1:
-        raise BenchError(f"--steps must be at least 1, got {args.steps}")
+    if args.steps < 1 or args.warmup_steps < 1:
+        raise BenchError(f"--steps and --warmup-steps must be at least 1, got {args.steps} and {args.warmup_steps}")
+    init_from = ""
+    if args.init_from:
+        from defenses.ddpm import resolve_denoiser_folder
+
+        init_from = str(resolve_denoiser_folder(args.init_from))
     regulariser = RegulariserConfig(kind=args.regulariser, perturbation=args.perturbation, weight=args.weight,
                                     rho=args.rho, radius_scale=args.radius_scale, bias_min=args.bias_min / 255,
                                     bias_max=(args.bias_max if args.bias_max is not None else args.bias_min) / 255)
     return replace(DDPM_CPU, seed=args.seed, steps=args.steps, max_seconds=args.max_seconds, regulariser=regulariser,
-                   corruption=CorruptionConfig(args.percent, args.sigma, args.corruption_seed))
+                   corruption=CorruptionConfig(args.percent, args.sigma, args.corruption_seed), init_from=init_from,
+                   warmup_steps=args.warmup_steps)
 
 
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
@@ -67,6 +76,9 @@ def add_train_denoiser_command(sub) -> None:
     parser.add_argument("--bias-min", type=float, default=8.0, help="b's lower end, in 1/255")
     parser.add_argument("--bias-max", type=float, default=None, help="b's upper end, in 1/255 (default: bias-min)")
     parser.add_argument("--steps", type=int, default=12136, help="training steps (the track's: 12,136)")
+    parser.add_argument("--warmup-steps", type=int, default=500, help="learning-rate warm-up (the recipe's: 500)")
+    parser.add_argument("--init-from", help="fine-tune: start from this denoiser (zoo name or folder); the optimiser "
+                                            "and the EMA start afresh")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=0.0, help="stop and save after this long (0: no limit)")
     parser.add_argument("--device", default="cpu")
