@@ -66,6 +66,17 @@ def test_zoo_show_writes_one_labelled_row_per_class(name, tmp_path):
         assert image.size[1] == 10 * 34
 
 
+def test_zoo_show_draws_a_denoiser_folder_and_refuses_anything_else(tiny_ddpm_dir, tmp_path, monkeypatch):
+    from bench.zoo import show as show_module
+
+    monkeypatch.setattr(show_module, "_by_predicted_class", lambda images, k: [("all", images[:k])] * 10)
+    path = show_module.show(str(tiny_ddpm_dir), tmp_path / "d.png", per_class=2)
+    with Image.open(path) as image:
+        assert image.size[1] == 10 * 34
+    with pytest.raises(BenchError, match="neither in the model zoo"):
+        show_module.show(str(tmp_path), tmp_path / "x.png")
+
+
 @pytest.mark.slow
 def test_zoo_eval_of_ldm_t2i_classifies_its_generations():
     from bench.zoo import evaluate

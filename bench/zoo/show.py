@@ -1,7 +1,8 @@
 """``bench zoo show NAME``: a labelled PNG grid of a zoo model's samples, one row per class.
 
 - ``ldm-t2i``, ``ldm-t2i-v2``: generations for "a photo of a {class}";
-- ``ddpm-pixel``: unconditional samples, grouped by the class clip-proxy assigns them;
+- ``ddpm``, ``ddpm-pixel`` and any denoiser folder (``bench train-denoiser``): unconditional samples,
+  grouped by the class clip-proxy assigns them;
 - autoencoders: test images of each class next to their reconstructions;
 - ``clip-proxy``: test images grouped by the class it predicts (mistakes included).
 """
@@ -37,6 +38,12 @@ def save_labelled_grid(rows: list[tuple[str, torch.Tensor]], out_png: str | Path
     return out_png
 
 
+def _denoiser_samples(folder: Path, per_class: int) -> list[tuple[str, torch.Tensor]]:
+    from bench.zoo.train_ddpm import load_ddpm_pipeline, sample
+
+    return _by_predicted_class(sample(load_ddpm_pipeline(folder), 20 * per_class, seed=0), per_class)
+
+
 def _by_predicted_class(images: torch.Tensor, per_class: int) -> list[tuple[str, torch.Tensor]]:
     from bench.clip_model import load_image_text_model, zero_shot_predict
 
@@ -48,8 +55,11 @@ def show(name: str, out_png: str | Path, per_class: int = 8) -> Path:
     from bench import zoo
 
     entry = zoo.manifest().get(name)
+    if entry is None and (Path(name).expanduser() / "unet" / "config.json").is_file():
+        return save_labelled_grid(_denoiser_samples(Path(name).expanduser(), per_class), out_png)
     if entry is None:
-        raise BenchError(f"{name!r} is not in the model zoo; see `bench zoo ls`")
+        raise BenchError(f"{name!r} is neither in the model zoo (see `bench zoo ls`) nor a denoiser folder with unet/ "
+                         "and scheduler/ (as `bench train-denoiser` writes)")
     kind = entry.get("class", "")
     if name in ("ldm-t2i", "ldm-t2i-v2"):
         from bench.t2i import generate, load_t2i_pipeline
@@ -57,9 +67,7 @@ def show(name: str, out_png: str | Path, per_class: int = 8) -> Path:
         pipe = load_t2i_pipeline(name)
         rows = [(label, generate(pipe, [caption(c)] * per_class, seed=c)) for c, label in enumerate(FASHION_MNIST_CLASSES)]
     elif kind.startswith("diffusers.UNet2DModel"):
-        from bench.zoo.train_ddpm import load_ddpm_pipeline, sample
-
-        rows = _by_predicted_class(sample(load_ddpm_pipeline(zoo.model_dir(name)), 20 * per_class, seed=0), per_class)
+        rows = _denoiser_samples(zoo.model_dir(name), per_class)
     elif kind == "diffusers.AutoencoderKL":
         from defenses.vae import AutoencoderKLDefense
 
