@@ -488,3 +488,20 @@ def test_verify_pairs_each_result_with_the_cell_of_its_own_non_pixel_budget():
     assert [(c.reference, c.measured) for c in checks] == [(100.0, 100.0), (150.0, 150.0)]
     with pytest.raises(BenchError, match="cannot tell apart"):
         verify.compare(entry, [summary(0.0, 100.0), summary(0.0, 101.0), summary(0.02, 150.0)])
+
+
+def test_an_entry_whose_grid_runs_another_scenario_is_refused(entry_path):
+    """The grid is what ``bench verify`` reruns; one of another scenario could never verify the results."""
+    def other_scenario(entry):
+        entry["grid"]["scenario"] = "poisoning"
+    assert "grid.scenario" in only_problem(problems_after(entry_path, other_scenario))
+
+
+def test_a_negative_fid_is_refused_but_its_bias_shifted_interval_may_cross_zero(entry_path):
+    def fid(measured, low):
+        def change(entry):
+            entry["results"][0]["metrics"]["fid"] = {"claimed": None, "measured": measured, "low": low, "high": 9.0,
+                                                     "n": 16, "higher_is_better": False, "kind": "set"}
+        return change
+    assert problems_after(entry_path, fid(3.0, -2.0)) == []
+    assert "fid.measured: -1.0 is outside [0, inf]" in only_problem(problems_after(entry_path, fid(-1.0, -2.0)))

@@ -119,8 +119,12 @@ OPTIONAL_PROVENANCE_KEYS = {"packages", "seed", "date"}
 
 METRIC_RANGES = {"ssim": (-1.0, 1.0), "lpips": (0.0, math.inf), "psnr": (0.0, math.inf), "linf": (0.0, 1.0),
                  "latent_shift": (0.0, math.inf), "lpips_input": (0.0, math.inf), "clip-sim": (-1.0, 1.0),
-                 "zero-shot": (0.0, 1.0), "clip-score": (0.0, 100.0)}
-"""Known ranges by base metric name; any other metric (fid, kid, ...) only has to be finite."""
+                 "zero-shot": (0.0, 1.0), "clip-score": (0.0, 100.0), "lpips_to_unperturbed": (0.0, math.inf),
+                 "class_changed": (0.0, 1.0)}
+"""Known ranges by base metric name; any other metric (kid, which can be negative, ...) only has to be finite."""
+VALUE_RANGES = {"fid": (0.0, math.inf), "largest_class_share": (0.0, 1.0), "class_entropy": (0.0, 1.0)}
+"""Ranges of the value alone (measured, claimed): their bootstrap intervals, shifted by the bootstrap's
+bias (``bench.stats.set_interval``), may cross the bound."""
 
 def metric_range(name: str) -> tuple[float, float]:
     """The range of a metric column: its own or its base metric's; a ratio (``zero-shot_ratio``, perturbed
@@ -277,6 +281,17 @@ def check_entry(entry: Any, where: str = "") -> dict[str, Any]:
     return entry
 
 
+def check_grid_scenario(entry: dict[str, Any]) -> None:
+    """The entry's grid runs its track's scenario alone: that rerun is what ``bench verify`` compares."""
+    grid, expected = entry["grid"], TRACKS[entry["track"]].scenario
+    scenarios = grid.get("scenarios", grid.get("scenario"))
+    names = [item.get("name") if isinstance(item, dict) else item
+             for item in (scenarios if isinstance(scenarios, list) else [scenarios])]
+    if names != [expected]:
+        raise fail("grid.scenario", f"the entry's grid must run the track's scenario {expected!r} alone, not "
+                   f"{names!r}: its rerun is what verifies the results; resubmit from such a run")
+
+
 def check_descriptive(entry: dict[str, Any]) -> None:
     """``paper``, ``authors``, ``venue``, ``footnote``, ``unreliable``: shown on the pages (escaped there too)."""
     paper = entry["paper"]
@@ -354,13 +369,14 @@ def check_metric(name: str, values: Any, where: str) -> None:
         raise fail(where, f"{name!r} is not a metric column name (lower-case letters, digits, '_', '-')")
     values = mapping(values, where, METRIC_KEYS)
     low, high = metric_range(name)
-    number(values["measured"], f"{where}.measured", low, high)
+    value_low, value_high = VALUE_RANGES.get(name, VALUE_RANGES.get(base_metric(name), (low, high)))
+    number(values["measured"], f"{where}.measured", value_low, value_high)
     interval_low = number(values["low"], f"{where}.low", low, high)
     interval_high = number(values["high"], f"{where}.high", low, high)
     if interval_low > interval_high:
         raise fail(f"{where}.low", f"{interval_low} is above high {interval_high}; write the interval in order")
     if values["claimed"] is not None:
-        number(values["claimed"], f"{where}.claimed", low, high)
+        number(values["claimed"], f"{where}.claimed", value_low, value_high)
     whole(values["n"], f"{where}.n", low=1)
     boolean(values["higher_is_better"], f"{where}.higher_is_better")
     if values["kind"] not in ("mean", "set"):

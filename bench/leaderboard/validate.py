@@ -142,6 +142,7 @@ def load_entry(path: Path, root: Path, full: bool = True, verifying: bool = Fals
             grid = safety.check_entry(entry, root.absolute().parent)
             check_registered(entry)
             check_weights(entry, root.parent)
+        schema.check_grid_scenario(entry)
     except BenchError as err:
         message = str(err)
         raise BenchError(message if message.startswith(where) else f"{where}: {message}") from None
