@@ -138,3 +138,20 @@ def kill_after_saving(monkeypatch):
 
         monkeypatch.setattr(CellStore, "save_batch", dying)
     return arm
+
+
+@pytest.fixture
+def cells_by_scale():
+    """``cells_by_scale(run_dir)``: every finished cell of a run as {(attack label, scale): (summary, samples)}."""
+    import json
+
+    import pandas as pd
+
+    def read(run_dir):
+        out = {}
+        for folder in (run_dir / "cells").glob("*/"):
+            summary = json.loads((folder / "summary.json").read_text())
+            key = (summary["attack"], (summary["budget"] or {}).get("scale"))
+            out[key] = (summary, pd.read_csv(folder / "samples.csv"))
+        return out
+    return read

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -103,18 +102,10 @@ def grid(tmp_path, folder, scenario, attacks, **extra):
     return path
 
 
-def results(run_dir) -> dict:
-    out = {}
-    for folder in (run_dir / "cells").glob("*/"):
-        summary = json.loads((folder / "summary.json").read_text())
-        out[(summary["attack"], (summary["budget"] or {}).get("scale"))] = (summary, pd.read_csv(folder / "samples.csv"))
-    return out
-
-
-def test_corrupted_training_measures_samples_and_refuses_an_attack(tmp_path, tiny_ddpm_dir):
+def test_corrupted_training_measures_samples_and_refuses_an_attack(tmp_path, tiny_ddpm_dir, cells_by_scale):
     path = grid(tmp_path, tiny_ddpm_dir, "corrupted-training", ["none"])
     Runner(tmp_path / "run", RunOptions(quiet=True)).run_grid(path)
-    (summary, samples), = results(tmp_path / "run").values()
+    (summary, samples), = cells_by_scale(tmp_path / "run").values()
     metrics = summary["metrics"]
     assert {"kid", "largest_class_share", "class_entropy"} <= set(metrics) and "predicted_class" not in metrics
     shares = samples["predicted_class"].value_counts(normalize=True)
@@ -128,11 +119,11 @@ def test_corrupted_training_measures_samples_and_refuses_an_attack(tmp_path, tin
 
 
 def test_the_sampling_attack_changes_samples_only_above_scale_zero_and_resumes(tmp_path, tiny_ddpm_dir,
-                                                                             kill_after_saving):
+                                                                             kill_after_saving, cells_by_scale):
     path = grid(tmp_path, tiny_ddpm_dir, "sampling-attack", ["sampling-noise", {"name": "sampling-pgd", "iterations": 2}],
                 scale=[0.0, 0.2])
     Runner(tmp_path / "straight", RunOptions(quiet=True)).run_grid(path)
-    cells = results(tmp_path / "straight")
+    cells = cells_by_scale(tmp_path / "straight")
     assert len(cells) == 4
     for name in ("sampling-noise", "sampling-pgd"):
         assert (cells[(name, 0.0)][1]["lpips_to_unperturbed"] == 0).all()
@@ -148,7 +139,7 @@ def test_the_sampling_attack_changes_samples_only_above_scale_zero_and_resumes(t
         Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
     kill_after_saving(None)
     Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
-    for key, (summary, samples) in results(tmp_path / "killed").items():
+    for key, (summary, samples) in cells_by_scale(tmp_path / "killed").items():
         assert samples.equals(cells[key][1]) and summary["metrics"] == cells[key][0]["metrics"]
 
 

@@ -5,9 +5,6 @@ resumes after a kill, and bad scales are refused with one line."""
 
 from __future__ import annotations
 
-import json
-
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -98,18 +95,11 @@ def grid(tmp_path, tiny_sd_dir, **extra):
     return path
 
 
-def results(run_dir) -> dict:
-    out = {}
-    for folder in (run_dir / "cells").glob("*/"):
-        summary = json.loads((folder / "summary.json").read_text())
-        out[(summary["attack"], summary["budget"]["scale"])] = (summary, pd.read_csv(folder / "samples.csv"))
-    return out
-
-
-def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp_path, tiny_sd_dir, kill_after_saving):
+def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp_path, tiny_sd_dir, kill_after_saving,
+                                                                              cells_by_scale):
     path = grid(tmp_path, tiny_sd_dir)
     Runner(tmp_path / "straight", RunOptions(quiet=True)).run_grid(path)
-    cells = results(tmp_path / "straight")
+    cells = cells_by_scale(tmp_path / "straight")
     assert len(cells) == 4
     clean_noise, clean_pgd = cells[("sampling-noise", 0.0)][1], cells[("sampling-pgd", 0.0)][1]
     assert clean_noise.equals(clean_pgd)  # scale 0 is the unperturbed generation for either attack
@@ -130,7 +120,7 @@ def test_the_scenario_measures_generations_and_the_decoder_check_and_resumes(tmp
         Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
     kill_after_saving(None)
     Runner(tmp_path / "killed", RunOptions(quiet=True)).run_grid(path)
-    resumed = results(tmp_path / "killed")
+    resumed = cells_by_scale(tmp_path / "killed")
     for key, (summary, samples) in cells.items():
         assert resumed[key][1].equals(samples) and resumed[key][0]["metrics"] == summary["metrics"]
 

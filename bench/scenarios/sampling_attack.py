@@ -50,7 +50,7 @@ class SamplingAttackScenario(Scenario):
         images = torch.cat([stored["generated"] for stored in context.stored_batches(
             lambda index, batch: {"generated": generate(context, model, index, batch,
                                                         context.attack.hook(context.batch_seed(index)))})])
-        predicted, twin_class = classify(self.config.classifier, images), classify(self.config.classifier, unperturbed)
+        predicted, twin_class = classify(self.config.classifier, torch.cat([images, unperturbed])).split(len(images))
         with torch.no_grad():
             distance = torch.cat([lpips_distance(a, b, "alex").float().cpu()
                                   for a, b in zip(images.split(100), unperturbed.split(100), strict=True)])
