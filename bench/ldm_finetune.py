@@ -11,6 +11,12 @@ threat model: the poisons go through the defended encoder). The result folder ho
 ``load_t2i_pipeline(folder)`` assembles the pipeline from them, so ``defenses.t2i`` takes the folder
 as its ``pipeline``.
 
+``lora_rank > 0`` trains a LoRA of that rank on the UNet's attention projections instead of the whole
+UNet, as diffusers' ``examples/text_to_image/train_text_to_image_lora.py`` does (the base UNet frozen,
+alpha = rank, Gaussian init, only the LoRA weights optimised); the folder then holds the LoRA as
+``pytorch_lora_weights.safetensors`` (diffusers' format, ``save_lora_weights``) and no ``unet/``, and
+``finetuned.json`` records ``lora_rank``.
+
 ``augment_states(states, generator)`` sees the batch's token states after the text encoder and
 before the UNet (identity here): the hook AELIF's embedding augmentation overrides.
 
@@ -29,14 +35,17 @@ import torch
 from bench.assets import sha256_file
 from bench.errors import BenchError
 from bench.finetune import CPU, FineTuneConfig, FineTuneRecipe, Training
-from bench.t2i import FINETUNED, model_folders
+from bench.t2i import FINETUNED, LORA_WEIGHTS, model_folders
+
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 
 
 @dataclass(frozen=True)
 class LDMFineTuneConfig(FineTuneConfig):
     """``model``: the base text-to-image model (zoo name, SD folder or hub id); ``autoencoder``: the
     VAE that encodes the training images and decodes generations ("" keeps the pipeline's own);
-    ``caption_dropout``: share of captions replaced by "" so classifier-free guidance keeps working."""
+    ``caption_dropout``: share of captions replaced by "" so classifier-free guidance keeps working;
+    ``lora_rank``: 0 fine-tunes the whole UNet, more trains a LoRA of that rank."""
 
     model: str = "ldm-t2i-v2"
     autoencoder: str = "vae-kl"
@@ -45,11 +54,25 @@ class LDMFineTuneConfig(FineTuneConfig):
     caption_dropout: float = 0.1
     clip: float = 1.0
     encode_batch: int = 250
+    lora_rank: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.caption_dropout < 1 or self.learning_rate <= 0:
             raise ValueError("caption_dropout must lie in [0, 1) and learning_rate be positive")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank={self.lora_rank} must be 0 (the whole UNet) or more (a LoRA of that rank)")
+        if not self.lora_rank:
+            _hide_from_identity(self, "lora_rank")
+
+
+def _hide_from_identity(config: LDMFineTuneConfig, name: str) -> None:
+    """Leave field ``name`` out of ``dataclasses.asdict(config)`` (its ``fields``): the fine-tune's key
+    (``bench.finetune.finetune_identity``) serialises every field, so a field added at its default would
+    change the key of every fine-tune trained before it existed. Only this instance is affected;
+    equality, ``repr`` and ``replace`` still see the field."""
+    fields = {key: value for key, value in type(config).__dataclass_fields__.items() if key != name}
+    object.__setattr__(config, "__dataclass_fields__", fields)
 
 
 def weight_files(folder: Path) -> dict[str, str]:
@@ -116,9 +139,16 @@ class LDMFineTune(FineTuneRecipe):
                                 for i in range(0, len(texts), 64)])
         caption_index = torch.tensor([texts.index(c) for c in captions])
         unconditional = len(texts) - 1
-        unet = pipe.unet.train().requires_grad_(True)
+        rank = self.config.lora_rank
+        unet = pipe.unet.train().requires_grad_(not rank)
+        if rank:
+            from peft import LoraConfig
+
+            unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                        target_modules=LORA_TARGETS))
         noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=1e-2)
+        optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=self.config.learning_rate,
+                                      weight_decay=1e-2)
         batch = self.config.batch_size
 
         def step(indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -133,11 +163,21 @@ class LDMFineTune(FineTuneRecipe):
             return {"loss": torch.nn.functional.mse_loss(unet(noisy, timesteps, context).sample, noise)}
 
         def save(output: Path) -> None:
-            unet.save_pretrained(output / "unet", safe_serialization=True)
+            if rank:
+                from diffusers import StableDiffusionPipeline
+                from diffusers.utils import convert_state_dict_to_diffusers
+                from peft.utils import get_peft_model_state_dict
+
+                layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+                StableDiffusionPipeline.save_lora_weights(output, unet_lora_layers=layers, weight_name=LORA_WEIGHTS,
+                                                          safe_serialization=True)
+            else:
+                unet.save_pretrained(output / "unet", safe_serialization=True)
             pipe.scheduler.save_pretrained(output / "scheduler")
             (output / FINETUNED).write_text(json.dumps(
                 {"base": self.config.model, "autoencoder": self.config.autoencoder,
                  "autoencoder_subfolder": self.config.autoencoder_subfolder, "recipe": self.name,
-                 "training_pairs": len(images), "batch_size": batch}, indent=1))
+                 "training_pairs": len(images), "batch_size": batch, **({"lora_rank": rank} if rank else {})},
+                indent=1))
 
         return Training(unet, optimizer, step, len(images), save, clip=self.config.clip)

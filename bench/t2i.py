@@ -30,6 +30,7 @@ DEFAULT_GUIDANCE = 7.5
 DEFAULT_STRENGTH = 0.5
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
 FINETUNED = "finetuned.json"  # marks a folder bench.ldm_finetune wrote: a fine-tuned UNet on a base model
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # a LoRA fine-tune's weights (diffusers' file name)
 
 
 def _pipeline_class(kind: str):
@@ -157,20 +158,38 @@ def base_components(model: str, given: dict | None = None) -> dict:
 
 def load_finetuned_components(folder: Path, given: dict | None = None) -> tuple[str, dict]:
     """The base pipeline's name and components with the fine-tuned UNet and the recorded autoencoder
-    (the base's own UNet and autoencoder are not loaded); ``given`` parts take the place of these."""
+    (the base's own UNet and autoencoder are not loaded); ``given`` parts take the place of these. A
+    LoRA fine-tune (``lora_rank`` recorded) is the base's UNet with the folder's LoRA fused in."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from defenses.vae import load_autoencoder
 
     record = json.loads((folder / FINETUNED).read_text())
     own = dict(given or {})
-    if "unet" not in own:
+    lora = bool(record.get("lora_rank")) and "unet" not in own
+    if "unet" not in own and not lora:
         own["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
     if "scheduler" not in own:
         own["scheduler"] = DDIMScheduler.from_pretrained(folder / "scheduler")
     if record.get("autoencoder") and "vae" not in own:
         own["vae"], _ = load_autoencoder(record["autoencoder"], record.get("autoencoder_subfolder", ""))
-    return record["base"], base_components(record["base"], own)
+    components = base_components(record["base"], own)
+    if lora:
+        fuse_lora(components["unet"], folder / LORA_WEIGHTS)
+    return record["base"], components
+
+
+def fuse_lora(unet, file: Path) -> None:
+    """Merge the LoRA in ``file`` into ``unet``'s weights and drop the adapter layers, so the pipeline
+    holds a plain UNet (the base's module names, no extra matmuls per step). The file is read with
+    safetensors alone: a LoRA fine-tune never loads a pickle."""
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        raise BenchError(f"{file.parent} records a LoRA fine-tune but holds no {file.name}; rerun the fine-tune")
+    unet.load_lora_adapter(load_file(file), prefix="unet")
+    unet.fuse_lora()
+    unet.unload_lora()
 
 
 def is_finetuned_folder(model: str) -> bool:

@@ -17,9 +17,10 @@ features, SD3 along tokens) the reference augments each encoder's states separat
 augments the concatenation once.
 
 Defense ``aelif`` (kind ``text-to-image``) is ``ldm-t2i-v2`` (``model``) fine-tuned with the
-augmentation by ``bench.ldm_finetune.LDMFineTune`` (``steps``, ``batch_size``, ``learning_rate``)
-on the first ``train_n`` Fashion-MNIST training images, each with a training caption of its class
-drawn with seed 0 (``bench.zoo.captions``); the reference fine-tuned DreamBooth-LoRA on SDXL for 700
+augmentation by ``bench.ldm_finetune.LDMFineTune`` (``steps``, ``batch_size``, ``learning_rate``;
+``lora_rank`` > 0 trains a LoRA of that rank instead of the whole UNet) on the first ``train_n``
+Fashion-MNIST training images, each with a training caption of its class drawn with seed 0
+(``bench.zoo.captions``); the reference fine-tuned DreamBooth-LoRA on SDXL for 700
 steps at lr 1e-4 with ``--aelif mask --aelif_percentage 0.1``. ``aelif-none`` is the same fine-tune
 (data, steps, seed, noise, timesteps, caption dropout) with ``augmentation: none``, so the comparison
 isolates the augmentation: the augmentation's draws come from a generator seeded by the training
@@ -149,7 +150,9 @@ class AELIFConfig:
     ``learning_rate`` on ``train_n`` training pairs from ``model`` through ``autoencoder`` ("": the
     pipeline's own VAE); the pairs are Fashion-MNIST's training split with drawn captions, or, with
     ``train_data``, a folder of images with ``captions.json`` (e.g. a DreamBooth subject, "a photo of
-    sks dog"). Generation: DDIM ``sample_steps`` at classifier-free ``guidance``."""
+    sks dog"). ``lora_rank``: 0 fine-tunes the whole UNet, more trains a LoRA of that rank on its
+    attention projections (the reference's DreamBooth-LoRA: rank 4, lr 1e-4). Generation: DDIM
+    ``sample_steps`` at classifier-free ``guidance``."""
 
     augmentation: str = "mask"
     p: float = 0.1
@@ -162,6 +165,7 @@ class AELIFConfig:
     learning_rate: float = 1e-4
     train_n: int = 1024
     train_data: str = ""
+    lora_rank: int = 0
     sample_steps: int = 25
     guidance: float = 7.5
 
@@ -174,6 +178,8 @@ class AELIFConfig:
             raise ValueError(f"std={self.std} must be 0 or more")
         if min(self.steps, self.batch_size, self.train_n, self.sample_steps) < 1 or self.learning_rate <= 0:
             raise ValueError("steps, batch_size, train_n and sample_steps must be at least 1, learning_rate positive")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank={self.lora_rank} must be 0 (the whole UNet) or more (a LoRA of that rank)")
 
 
 class AELIF(TextToImage):
@@ -210,7 +216,8 @@ class AELIF(TextToImage):
         c = self.config
         return AELIFFineTune(AELIFFineTuneConfig(
             steps=c.steps, batch_size=c.batch_size, model=c.model, autoencoder=c.autoencoder,
-            learning_rate=c.learning_rate, augmentation=c.augmentation, p=c.p, mean=c.mean, std=c.std))
+            learning_rate=c.learning_rate, lora_rank=c.lora_rank, augmentation=c.augmentation, p=c.p, mean=c.mean,
+            std=c.std))
 
     def training_data(self) -> dict[str, torch.Tensor | list[str]]:
         from bench.data import load_fashion_mnist, load_folder

@@ -1,9 +1,11 @@
-"""AELIF (issue 12, item 3): the token-state augmentation as the reference code draws it, the hook
-inside a diffusers pipeline (a tiny saved SD 1.5 layout), and the fine-tune pair aelif / aelif-none
-through the suite's fine-tune cache."""
+"""AELIF (issue 12, items 3 and 5): the token-state augmentation as the reference code draws it, the
+hook inside a diffusers pipeline (a tiny saved SD 1.5 layout), the fine-tune pair aelif / aelif-none
+through the suite's fine-tune cache, and the reference's LoRA form of that fine-tune."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,8 @@ def test_bad_augmentation_inputs_are_refused():
     with pytest.raises(ValueError, match="at least 3"):
         aelif_augment(torch.zeros(1, 2, 4), "mask", 0.5, torch.Generator())
     for params, message in (({"augmentation": "maks"}, "mask, noise_conv, none"), ({"p": 1.5}, r"\[0, 1\]"),
-                            ({"steps": 0}, "at least 1"), ({"std": -1.0}, "0 or more")):
+                            ({"steps": 0}, "at least 1"), ({"std": -1.0}, "0 or more"),
+                            ({"lora_rank": -1}, "lora_rank=-1")):
         with pytest.raises(BenchError, match=message):
             AELIF.make_config(params)
 
@@ -171,3 +174,53 @@ def test_the_hook_augments_the_embedded_pipelines_minilm_states():
     assert [i for i in range(16) if (masked[0, i] == 0).all()] == sorted(positions)
     kept = [i for i in range(16) if i not in positions]
     assert torch.equal(masked[:, kept], plain[:, kept])
+
+
+def test_a_lora_finetune_trains_only_the_lora_and_loads_back_as_trained(tmp_path, tiny_sd_dir):
+    """Issue 12, item 5: AELIF's fine-tune as the reference ran it, a LoRA on the UNet. Only the LoRA
+    trains; the folder holds its safetensors file and no UNet; it loads back as the base pipeline with
+    the LoRA fused, generating what the trained model generates, and names the LoRA file in its weights."""
+    from diffusers import UNet2DConditionModel
+
+    from bench.assets import sha256_file
+    from bench.finetune import CPU, finetune
+    from bench.t2i import FINETUNED, LORA_WEIGHTS, generate, load_t2i_pipeline
+
+    kept = []
+
+    class Keeping(AELIFFineTune):
+        def setup(self, data, device=CPU):
+            kept.append(super().setup(data, device))
+            return kept[-1]
+
+    defense = tiny_aelif(tiny_sd_dir, lora_rank=4, learning_rate=1e-2)
+    recipe, data = defense.finetune_request()
+    assert recipe.config.lora_rank == 4
+    assert "lora_rank" not in dataclasses.asdict(tiny_aelif(tiny_sd_dir).recipe().config)  # full: keyed as before
+    folder = finetune(tmp_path / "run", Keeping(recipe.config), data, seed=0)
+    unet, optimizer = kept[0].model.eval(), kept[0].optimizer
+
+    trained = {name: p for name, p in unet.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in name for name in trained)
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == {id(p) for p in trained.values()}
+    assert any(p.abs().sum() > 0 for name, p in trained.items() if "lora_B" in name)  # B starts at 0: it trained
+    base = UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet", use_safetensors=True).state_dict()
+    frozen = {name.replace(".base_layer", ""): value for name, value in unet.state_dict().items() if "lora_" not in name}
+    assert frozen.keys() == base.keys() and all(torch.equal(value, base[name]) for name, value in frozen.items())
+
+    assert (folder / LORA_WEIGHTS).is_file() and not (folder / "unet").exists()
+    assert json.loads((folder / FINETUNED).read_text())["lora_rank"] == 4
+    loaded = load_t2i_pipeline(str(folder))
+    assert not any("lora" in name for name in loaded.unet.state_dict())  # fused: a plain UNet
+
+    def with_unet(model):  # the loaded pipeline with another UNet: only the UNet differs
+        pipe = load_t2i_pipeline(str(folder))
+        pipe.unet = model.eval()
+        return generate(pipe, ["a bag", "a coat"], steps=2, guidance=3.0, seed=0)
+
+    images = generate(loaded, ["a bag", "a coat"], steps=2, guidance=3.0, seed=0)
+    assert torch.allclose(images, with_unet(unet), rtol=0, atol=1e-5)
+    base_unet = UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet", use_safetensors=True)
+    assert not torch.allclose(images, with_unet(base_unet), rtol=0, atol=1e-3)
+    weights = defense.with_finetune(folder).weights()
+    assert weights[str(folder / LORA_WEIGHTS)] == sha256_file(folder / LORA_WEIGHTS)

@@ -1,19 +1,22 @@
 """The text-to-image fine-tune (poisoning, AELIF): it trains the UNet through the suite's cached loop,
 the folder it writes loads as a pipeline that generates deterministically, the autoencoder it names
-is the one that encodes the training images, and its token-state hook sees every batch."""
+is the one that encodes the training images, and its token-state hook sees every batch; a LoRA
+fine-tune (``lora_rank``) keys apart from it, while a full one keys as it did before LoRA existed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from bench.errors import BenchError
-from bench.finetune import finetune
+from bench.finetune import finetune, finetune_identity, finetune_key
 from bench.ldm_finetune import LDMFineTune, LDMFineTuneConfig
-from bench.t2i import FINETUNED, generate, is_finetuned_folder, load_t2i_pipeline
+from bench.t2i import FINETUNED, LORA_WEIGHTS, generate, is_finetuned_folder, load_t2i_pipeline
 
 
 def pairs(count: int = 4, size: int = 16) -> dict:
@@ -126,12 +129,15 @@ def test_an_autoencoder_in_a_subfolder_is_named_by_its_subfolder(tmp_path, tiny_
     assert any(path.endswith("vae/diffusion_pytorch_model.safetensors") for path in weights)
 
 
-def test_the_training_lives_on_the_device_it_is_given(tiny_sd_dir):
+@pytest.mark.parametrize("lora_rank", [0, 2])
+def test_the_training_lives_on_the_device_it_is_given(tiny_sd_dir, lora_rank):
     """The meta device stands in for a GPU on a CPU-only machine: every weight the step trains, and the
-    loss, must be on the device setup was given, not on the CPU."""
-    recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=2))
+    loss, must be on the device setup was given, not on the CPU (a LoRA's layers included)."""
+    recipe = LDMFineTune(LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=2,
+                                           lora_rank=lora_rank))
     training = recipe.setup(pairs(), torch.device("meta"))
     assert {p.device.type for p in training.model.parameters()} == {"meta"}
+    assert {p.device.type for group in training.optimizer.param_groups for p in group["params"]} == {"meta"}
     loss = training.step(torch.tensor([0, 3]), torch.Generator().manual_seed(0))["loss"]
     assert loss.device.type == "meta"
 
@@ -159,3 +165,36 @@ def test_the_cell_device_reaches_the_finetune_and_a_bad_one_is_refused(tmp_path,
                               options=RunOptions(quiet=True), device=torch.device("meta"))
     CellContext.finetune(context, recipe, pairs())
     assert handed == [torch.device("meta")]
+
+
+def test_a_full_finetune_keys_as_before_lora_existed_and_a_lora_keys_apart(tiny_sd_dir):
+    """lora_rank 0 stays out of the fine-tune's identity, so fine-tunes cached (and results committed)
+    before the field existed keep their keys; each rank is another fine-tune."""
+    def config(**extra):
+        return LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=2, batch_size=2, **extra)
+
+    before_lora = {"steps": 2, "batch_size": 2, "log_every": 10, "checkpoint_every": 25, "model": str(tiny_sd_dir),
+                   "autoencoder": "", "autoencoder_subfolder": "", "learning_rate": 1e-4, "caption_dropout": 0.1,
+                   "clip": 1.0, "encode_batch": 250}
+    assert finetune_identity(LDMFineTune(config()), pairs(), 0)["config"] == before_lora
+    assert finetune_identity(LDMFineTune(config(lora_rank=4)), pairs(), 0)["config"] == {**before_lora, "lora_rank": 4}
+    keys = {finetune_key(finetune_identity(LDMFineTune(config(lora_rank=rank)), pairs(), 0)) for rank in (0, 4, 8)}
+    assert len(keys) == 3
+    assert config(lora_rank=0) == config() and dataclasses.replace(config(), lora_rank=4) == config(lora_rank=4)
+    with pytest.raises(ValueError, match="lora_rank=-1"):
+        config(lora_rank=-1)
+
+
+def test_a_lora_folder_without_its_safetensors_file_is_refused_in_one_line(tmp_path, tiny_sd_dir):
+    """The LoRA loads from its safetensors file only: a folder holding another file under another
+    suffix (a pickle, say) is refused, not loaded."""
+    config = LDMFineTuneConfig(model=str(tiny_sd_dir), autoencoder="", steps=1, batch_size=2, checkpoint_every=0,
+                               lora_rank=2)
+    folder = finetune(tmp_path / "run", LDMFineTune(config), pairs(), seed=0)
+    assert load_t2i_pipeline(str(folder)).unet is not None
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / LORA_WEIGHTS).rename(broken / "pytorch_lora_weights.bin")
+    with pytest.raises(BenchError, match=f"holds no {LORA_WEIGHTS}") as error:
+        load_t2i_pipeline(str(broken))
+    assert "\n" not in str(error.value)
