@@ -108,13 +108,26 @@ def data_hashes(data: dict[str, torch.Tensor | list[str]]) -> dict[str, str]:
     return hashes
 
 
+ADDED_LATER = {"identity": "omitted at its default"}
+"""Field metadata for a config field added after fine-tunes were cached: at its default it is left
+out of the identity, so every fine-tune trained before the field existed keeps its key."""
+
+
+def identity_config(config: FineTuneConfig) -> dict[str, Any]:
+    own = dataclasses.asdict(config)
+    for spec in dataclasses.fields(config):
+        if spec.metadata.get("identity") == ADDED_LATER["identity"] and own[spec.name] == spec.default:
+            del own[spec.name]
+    return own
+
+
 def finetune_identity(recipe: FineTuneRecipe, data: dict[str, Any], seed: int,
                       device: torch.device = CPU) -> dict[str, Any]:
     """What determines a fine-tune. Trained on another device type than the CPU it is another one
     (other kernels, other bits); CPU fine-tunes keep the keys they had before devices were named."""
     from bench import __version__
 
-    return {"recipe": recipe.name, "version": recipe.version, "config": dataclasses.asdict(recipe.config),
+    return {"recipe": recipe.name, "version": recipe.version, "config": identity_config(recipe.config),
             "seed": seed, "base": recipe.base(), "data": data_hashes(data), "suite": __version__,
             **({"device": device.type} if device.type != "cpu" else {})}
 

@@ -27,14 +27,14 @@ GPU is keyed apart from the CPU's (``bench.finetune.finetune_identity``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench.assets import sha256_file
 from bench.errors import BenchError
-from bench.finetune import CPU, FineTuneConfig, FineTuneRecipe, Training
+from bench.finetune import ADDED_LATER, CPU, FineTuneConfig, FineTuneRecipe, Training
 from bench.t2i import FINETUNED, LORA_WEIGHTS, model_folders
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
@@ -54,7 +54,7 @@ class LDMFineTuneConfig(FineTuneConfig):
     caption_dropout: float = 0.1
     clip: float = 1.0
     encode_batch: int = 250
-    lora_rank: int = 0
+    lora_rank: int = field(default=0, metadata=ADDED_LATER)
 
     def __post_init__(self):
         super().__post_init__()
@@ -62,17 +62,6 @@ class LDMFineTuneConfig(FineTuneConfig):
             raise ValueError("caption_dropout must lie in [0, 1) and learning_rate be positive")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank={self.lora_rank} must be 0 (the whole UNet) or more (a LoRA of that rank)")
-        if not self.lora_rank:
-            _hide_from_identity(self, "lora_rank")
-
-
-def _hide_from_identity(config: LDMFineTuneConfig, name: str) -> None:
-    """Leave field ``name`` out of ``dataclasses.asdict(config)`` (its ``fields``): the fine-tune's key
-    (``bench.finetune.finetune_identity``) serialises every field, so a field added at its default would
-    change the key of every fine-tune trained before it existed. Only this instance is affected;
-    equality, ``repr`` and ``replace`` still see the field."""
-    fields = {key: value for key, value in type(config).__dataclass_fields__.items() if key != name}
-    object.__setattr__(config, "__dataclass_fields__", fields)
 
 
 def weight_files(folder: Path) -> dict[str, str]:
