@@ -127,8 +127,8 @@ def load_t2i_pipeline(model: str = EMBEDDED_MODEL, kind: str = "txt2img", device
                               requires_safety_checker=False)
     else:
         pipe = _load_pretrained(model, pipeline_class, dtype, trust_pickle)
-    if not isinstance(pipe.scheduler, DDIMScheduler):
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if not isinstance(pipe.scheduler, DDIMScheduler):  # no clipping, as the SD pipelines' constructor enforces
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.eval().requires_grad_(False)
     pipe.set_progress_bar_config(disable=True)

@@ -21,6 +21,25 @@ def test_a_local_sd_folder_generates_deterministically(tiny_sd_dir):
     assert not torch.equal(images, generate(pipe, prompts, steps=2, guidance=3.0, seed=1))
 
 
+def test_a_finetune_folder_holding_the_base_unet_generates_what_the_base_generates(tmp_path, tiny_sd_dir):
+    """Base and fine-tuned pipelines sample alike, so a fine-tune's effect is its UNet's alone. The tiny
+    base has a PNDM scheduler, converted to DDIM on load: its clipping must match what the folder's
+    saved DDIM scheduler gets from the pipeline constructor (no clipping)."""
+    import json
+    import shutil
+
+    from bench.t2i import FINETUNED
+
+    base = load_t2i_pipeline(str(tiny_sd_dir))
+    folder = tmp_path / "finetune"
+    shutil.copytree(tiny_sd_dir / "unet", folder / "unet")
+    base.scheduler.save_pretrained(folder / "scheduler")
+    (folder / FINETUNED).write_text(json.dumps({"base": str(tiny_sd_dir), "autoencoder": ""}))
+    prompts = ["a bag", "a coat"]
+    assert torch.equal(generate(load_t2i_pipeline(str(folder)), prompts, steps=2, guidance=3.0, seed=0),
+                       generate(base, prompts, steps=2, guidance=3.0, seed=0))
+
+
 def test_a_local_sd_folder_edits_images_deterministically(tiny_sd_dir):
     from diffusers import StableDiffusionImg2ImgPipeline
 
