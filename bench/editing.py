@@ -19,16 +19,17 @@ from functools import lru_cache
 import torch
 
 from bench.base import Defense, LatentTextToImage, check_unit_interval
-from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, EMBEDDED_MODEL, load_t2i_pipeline
+from bench.t2i import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_STRENGTH, load_t2i_pipeline
 
 
 @dataclass(frozen=True)
 class EditConfig:
-    """``pipeline``: ``ldm-t2i``, a hub id (``runwayml/stable-diffusion-v1-5``) or a local folder in SD
-    1.5 layout; ``prompt``: the edit prompt, or "" for each image's own caption; img2img ``strength``,
+    """``pipeline``: an embedded model (``ldm-t2i-v2``, the default since issue 12: it read varied captions
+    of all 55k images; results before it name ``ldm-t2i``), a hub id (``runwayml/stable-diffusion-v1-5``)
+    or a local folder in SD 1.5 layout; ``prompt``: the edit prompt, or "" for each image's own caption; img2img ``strength``,
     DDIM ``steps`` and classifier-free ``guidance`` as in Stable Diffusion."""
 
-    pipeline: str = EMBEDDED_MODEL
+    pipeline: str = "ldm-t2i-v2"
     strength: float = DEFAULT_STRENGTH
     steps: int = DEFAULT_STEPS
     guidance: float = DEFAULT_GUIDANCE
