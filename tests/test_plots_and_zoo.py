@@ -135,6 +135,25 @@ def test_ddpm_training_continues_from_an_earlier_folder(tmp_path, monkeypatch):
     assert not all(torch.equal(fresh[name], value) for name, value in expected.items())
 
 
+def test_a_resumed_ddpm_training_records_the_time_of_every_leg(tmp_path, monkeypatch):
+    """The training loop carries the seconds of earlier legs in its checkpoint; the recorded
+    train_seconds must be that total, not the last process's wall time."""
+    import dataclasses
+    import types
+
+    import torch
+
+    from bench.training import TrainingLoop
+    from bench.zoo import train_ddpm
+
+    monkeypatch.setattr(train_ddpm, "load_fashion_mnist",
+                        lambda split: types.SimpleNamespace(images=torch.rand(4, 3, 32, 32)))
+    run = TrainingLoop.run
+    monkeypatch.setattr(TrainingLoop, "run", lambda self, step: dataclasses.replace(run(self, step), seconds=10_138.4))
+    tiny = train_ddpm.DDPMTrainConfig(steps=0, block_out_channels=(32, 32, 32), layers_per_block=1)
+    assert train_ddpm.train_ddpm_pixel(tmp_path / "model", tiny, quiet=True)["train_seconds"] == 10_138
+
+
 def test_scale_curves_draw_each_defense_against_the_scale_with_the_unperturbed_point(tmp_path):
     from bench.plots import scale_curves
 

@@ -143,6 +143,6 @@ def train(name: str | None, quiet: bool = False, device: str = "cpu") -> dict[st
         raise BenchError(f"{name} trains on {' or '.join(recipe.devices)} only; drop --device {device}")
     start = time.time()
     info = recipe.train(WEIGHTS_DIR / name, replace(recipe.config), quiet=quiet, device=device)
-    facts = {**recipe.facts, "training": info, "train_seconds": round(time.time() - start), "train_device": device}
+    facts = {**recipe.facts, "training": info, "train_seconds": info.get("train_seconds", round(time.time() - start)), "train_device": device}
     record(name, WEIGHTS_DIR / name, facts)
     return facts

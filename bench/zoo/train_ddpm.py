@@ -182,7 +182,7 @@ def train_ddpm_pixel(output: Path, config: DDPMTrainConfig = DDPMTrainConfig(), 
                 loss_curve=result.curve, curve_columns=["step", *(["loss", "ddpm", "regulariser"]
                                                                  if config.regulariser.kind != "none" else ["loss"])],
                 training_data=corrupted.describe(), device=str(device), steps_completed=result.steps_completed,
-                train_seconds=round(time.time() - start))
+                train_seconds=round(result.seconds))  # the loop's time over every leg, resumed ones included
     return info
 
 

@@ -156,5 +156,5 @@ def train_srl_vae(output: Path, config: SRLTrainConfig = SRLTrainConfig(), quiet
         shutil.rmtree(checkpoint, ignore_errors=True)
     info.update(loss_curve_columns=["step", "loss", "originality", "mse_adv", "lpips_adv"], loss_curve=result.curve,
                 steps_completed=result.steps_completed, trained_parameters=sum(p.numel() for p in trainable), device=str(device),
-                train_seconds=round(time.time() - start))
+                train_seconds=round(result.seconds))  # the loop's time over every leg, resumed ones included
     return info
