@@ -214,16 +214,18 @@ class Denoiser(Model):
         raise NotImplementedError
 
 
-SURFACES = ("pixels", "prompts", "training-data", "sampling")
+SURFACES = ("pixels", "prompts", "training-data", "sampling", "conditioning")
 """What an attack may perturb (``Attack.surface``) and a scenario may accept (``Scenario.surfaces``)."""
 
 
 class Attack(Plugin):
     """Something an attacker changes, on one ``surface``: ``pixels`` (``PixelAttack``: test images in an
     L-inf ball), ``prompts`` (``PromptAttack``: list of strings -> list of strings), ``training-data``
-    (``PoisoningAttack``: poisoned image-caption pairs for a training set) or ``sampling``
-    (``SamplingAttack``: the latents x_t of a sampling trajectory). ``budgets``: the config fields that
-    are its budget, each a grid axis (``eps``; ``rate`` / ``edits``; ``count`` / ``ratio``; ``scale``).
+    (``PoisoningAttack``: poisoned image-caption pairs for a training set), ``sampling``
+    (``SamplingAttack``: the latents x_t of a sampling trajectory) or ``conditioning``
+    (``ConditioningAttack``: the text encoder's token states of a prompt, before the denoiser sees them).
+    ``budgets``: the config fields that are its budget, each a grid axis (``eps``; ``rate`` / ``edits``;
+    ``count`` / ``ratio``; ``scale``; ``p``).
 
     ``uses_model``: False for model-free attacks (noise, typos, dirty labels), which have no threat model.
     ``differentiates()``: the model kind the attack is handed (``MODEL_KINDS``): ``autoencoder``
@@ -515,4 +517,42 @@ class SamplingAttack(Attack):
                 return latents
             with torch.enable_grad():
                 return self.perturb_latents(latents, step, generator).detach()
+        return apply
+
+
+@dataclass(frozen=True)
+class ConditioningAttackConfig:
+    """``p``: the fraction of the prompt states' token positions the attack may change (how an attack
+    counts positions is its own; AELIF's: int((L - 2) * p) of the L - 2 inner ones)."""
+
+    p: float = 0.1
+
+    def __post_init__(self):
+        check_unit_interval("attack", "p", self.p)
+
+
+class ConditioningAttack(Attack):
+    """Perturbs the text conditioning: ``perturb_states(states, generator)`` returns the perturbed token
+    states (B, L, D) of a batch of prompts, as the text encoder produced them and before the denoiser
+    reads them. ``hook(seed)`` is what a text-to-image model's ``generate(..., condition=)`` applies to
+    each tensor of states its pipeline encodes (``bench.t2i.conditioned_encode_prompt``); one generator,
+    seeded once per batch, serves every call of the hook, in order."""
+
+    surface: ClassVar[str] = "conditioning"
+    budgets: ClassVar[tuple[str, ...]] = ("p",)
+    Config: ClassVar[type] = ConditioningAttackConfig
+    uses_model: ClassVar[bool] = False
+
+    def perturb_states(self, states: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hook(self, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+
+        def apply(states: torch.Tensor) -> torch.Tensor:
+            perturbed = self.perturb_states(states, generator)
+            if perturbed.shape != states.shape:
+                raise ValueError(f"{self.name}: perturb_states must keep the states' shape {tuple(states.shape)}, "
+                                 f"got {tuple(perturbed.shape)}")
+            return perturbed
         return apply

@@ -25,14 +25,15 @@ from bench.errors import NUMBER_HINT, BenchError
 from bench.plugins import ATTACKS, DEFENSES, METRICS, SCENARIOS
 
 GRID_KEYS = {"name", "description", "seed", "seeds", "batch_size", "data", "scenario", "scenarios",
-             "metrics", "defenses", "attacks", "eps", "rate", "edits", "count", "ratio", "scale", "exclude", "overrides",
-             "threat_models", "transfer_source"}
+             "metrics", "defenses", "attacks", "eps", "rate", "edits", "count", "ratio", "scale", "p", "exclude",
+             "overrides", "threat_models", "transfer_source"}
 CELL_KEYS = {"n", "seed", "batch_size"}
-BUDGET_AXES = ("eps", "rate", "edits", "count", "ratio", "scale")
+BUDGET_AXES = ("eps", "rate", "edits", "count", "ratio", "scale", "p")
 """The grid's budget axes, each injected into the attacks whose ``Attack.budgets`` name it: ``eps`` for
 pixel attacks, ``rate`` / ``edits`` for prompt attacks, ``count`` / ``ratio`` for poisoning attacks,
-``scale`` (latent units) for sampling attacks."""
-FRACTION_AXES = ("eps", "rate", "ratio")
+``scale`` (latent units) for sampling attacks, ``p`` (a share of token positions) for conditioning
+attacks."""
+FRACTION_AXES = ("eps", "rate", "ratio", "p")
 MATCH_KEYS = {"defense", "attack", "scenario", "seed", "threat_model", *BUDGET_AXES}
 DEFAULT_TRANSFER_SOURCE = "vae-kl"
 MAX_SEED = 2**32 - 1
@@ -250,7 +251,7 @@ def parse_grid(raw: dict[str, Any], source: str = "grid") -> list[Cell]:
         if not 0 <= eps <= 1:
             raise BenchError(f"{source}: eps {eps!r} is outside [0, 1]; budgets are in [0,1] pixel units "
                              "(8/255 = 0.0314)")
-    for key in ("rate", "ratio"):
+    for key in ("rate", "ratio", "p"):
         for value in budget_axes[key]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
                     or not 0 <= value <= 1:

@@ -33,6 +33,8 @@ ATTACKS.register("nightshade", "attacks.nightshade:Nightshade",
 
 ATTACKS.register("sampling-noise", "attacks.sampling_noise:SamplingNoise",
                  "sampling: Gaussian noise of std scale added to x_t at each attacked sampler step (VE-loss)")
+ATTACKS.register("aelif-probe", "attacks.aelif_probe:AELIFProbe",
+                 "conditioning: AELIF's mask / noise_conv on the prompt's token states at inference; p")
 ATTACKS.register("sampling-pgd", "attacks.sampling_pgd:SamplingPGD",
                  "sampling: L-inf sign step / PGD on x_t maximising the denoiser's loss at the perturbed x_t")
 DEFENSES.register("vae", "defenses.vae:AutoencoderKLDefense",

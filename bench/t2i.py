@@ -11,10 +11,11 @@ for a seed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -215,16 +216,48 @@ def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def conditioned_encode_prompt(pipe, condition: Callable[[torch.Tensor], torch.Tensor]) -> Iterator:
+    """Within the block, ``pipe.encode_prompt`` returns its prompt states, then its negative
+    (unconditional) prompt states where it encodes them (classifier-free guidance), each passed through
+    ``condition`` in that order, as AELIF's reference ``encode_prompt`` augments both from one
+    generator. Works for any diffusers text-to-image pipeline whose ``__call__`` encodes through
+    ``encode_prompt`` (SD 1.5, the embedded models, SDXL, SD3; for SDXL and SD3 the first two outputs
+    are the concatenated states of their encoders). Pooled states (SDXL, SD3) pass unchanged."""
+    original = pipe.encode_prompt
+    had_own = "encode_prompt" in vars(pipe)
+
+    def encode_prompt(*args, **kwargs):
+        encoded = list(original(*args, **kwargs))
+        for i in (0, 1):
+            if i < len(encoded) and isinstance(encoded[i], torch.Tensor):
+                encoded[i] = condition(encoded[i])
+        return tuple(encoded)
+
+    pipe.encode_prompt = encode_prompt
+    try:
+        yield pipe
+    finally:
+        if had_own:
+            pipe.encode_prompt = original
+        else:
+            del pipe.encode_prompt
+
+
 def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-             seed: int = 0, perturb: Callable | None = None) -> torch.Tensor:
+             seed: int = 0, perturb: Callable | None = None, condition: Callable | None = None) -> torch.Tensor:
     """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt.
     ``perturb(latents, position, steps, SamplerStep)`` (a ``SamplingAttack.hook``) may replace the
-    input x_t of each step after the first (``trajectory_callback``)."""
+    input x_t of each step after the first (``trajectory_callback``). ``condition(states) -> states``
+    (a ``ConditioningAttack.hook``) is applied to the prompt states and then to the negative prompt
+    states the pipeline encodes (``conditioned_encode_prompt``); the sampler's own generator is
+    untouched, so the generation starts from the same initial latents as without it."""
     generator = torch.Generator().manual_seed(seed)
     hooks = {} if perturb is None else {"callback_on_step_end": trajectory_callback(perturb, guidance),
                                         "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"]}
-    images = pipe(prompt=_prompts(prompts), num_inference_steps=steps, guidance_scale=guidance,
-                  generator=generator, output_type="pt", **hooks).images
+    with conditioned_encode_prompt(pipe, condition) if condition is not None else contextlib.nullcontext(pipe):
+        images = pipe(prompt=_prompts(prompts), num_inference_steps=steps, guidance_scale=guidance,
+                      generator=generator, output_type="pt", **hooks).images
     return images.float().cpu().clamp(0, 1)
 
 

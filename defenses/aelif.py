@@ -12,9 +12,10 @@ shape (B, k, D)). ``p`` with no position to change leaves the states untouched a
 ``aelif_encode_prompt(pipe, ...)`` applies it inside any diffusers text-to-image pipeline whose
 ``__call__`` encodes through ``encode_prompt`` (SD 1.5, the embedded ``ldm-t2i(-v2)``, SDXL, SD3):
 the prompt states, then the negative ones, augmented in that order from one generator, as the
-reference's ``encode_prompt`` does. Where a pipeline concatenates two encoders' states (SDXL along
-features, SD3 along tokens) the reference augments each encoder's states separately; this hook
-augments the concatenation once.
+reference's ``encode_prompt`` does (the wrapper is ``bench.t2i.conditioned_encode_prompt``, which the
+``aelif-probe`` attack, the augmentation as a probe at inference, goes through too). Where a pipeline
+concatenates two encoders' states (SDXL along features, SD3 along tokens) the reference augments each
+encoder's states separately; this hook augments the concatenation once.
 
 Defense ``aelif`` (kind ``text-to-image``) is ``ldm-t2i-v2`` (``model``) fine-tuned with the
 augmentation by ``bench.ldm_finetune.LDMFineTune`` (``steps``, ``batch_size``, ``learning_rate``;
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,28 +86,14 @@ def aelif_augment(states: torch.Tensor, augmentation: str, p: float, generator: 
     return states * factor
 
 
-@contextlib.contextmanager
 def aelif_encode_prompt(pipe: Any, augmentation: str, p: float, generator: torch.Generator, mean: float = 0.0,
-                        std: float = 1.0) -> Iterator[Any]:
-    """Within the block, ``pipe`` generates from AELIF-augmented prompt (then negative prompt) states."""
-    original = pipe.encode_prompt
-    had_own = "encode_prompt" in vars(pipe)
+                        std: float = 1.0) -> contextlib.AbstractContextManager:
+    """Within the block, ``pipe`` generates from AELIF-augmented prompt (then negative prompt) states
+    (``bench.t2i.conditioned_encode_prompt``, the wrapper the ``aelif-probe`` attack's hook goes
+    through too)."""
+    from bench.t2i import conditioned_encode_prompt
 
-    def encode_prompt(*args, **kwargs):
-        encoded = list(original(*args, **kwargs))
-        for i in (0, 1):
-            if i < len(encoded) and isinstance(encoded[i], torch.Tensor):
-                encoded[i] = aelif_augment(encoded[i], augmentation, p, generator, mean, std)
-        return tuple(encoded)
-
-    pipe.encode_prompt = encode_prompt
-    try:
-        yield pipe
-    finally:
-        if had_own:
-            pipe.encode_prompt = original
-        else:
-            del pipe.encode_prompt
+    return conditioned_encode_prompt(pipe, lambda states: aelif_augment(states, augmentation, p, generator, mean, std))
 
 
 def derived_generator(generator: torch.Generator) -> torch.Generator:

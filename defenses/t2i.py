@@ -62,12 +62,16 @@ class StableDiffusionModel(TextToImage):
             folders = [Path(self.config.pipeline).expanduser()] if Path(self.config.pipeline).expanduser().exists() else []
         return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*.safetensors"))}
 
-    def generate(self, prompts: list[str], seed: int, perturb: Callable | None = None) -> torch.Tensor:
-        """``perturb``: a ``SamplingAttack.hook`` applied to the sampling trajectory (``bench.t2i.generate``)."""
+    def generate(self, prompts: list[str], seed: int, perturb: Callable | None = None,
+                 condition: Callable | None = None) -> torch.Tensor:
+        """``perturb``: a ``SamplingAttack.hook`` applied to the sampling trajectory; ``condition``: a
+        ``ConditioningAttack.hook`` applied to the prompt states, then to the negative (unconditional)
+        prompt states of classifier-free guidance, from one generator: at inference as AELIF's reference
+        ``encode_prompt`` augments them (``bench.t2i.generate``)."""
         from bench.t2i import generate
 
         return generate(self.pipe, list(prompts), steps=self.config.steps, guidance=self.config.guidance, seed=seed,
-                        perturb=perturb)
+                        perturb=perturb, condition=condition)
 
     @torch.no_grad()
     def decode_perturbed_latents(self, images: torch.Tensor, scale: float, seed: int) -> torch.Tensor:

@@ -11,7 +11,14 @@ import pytest
 import torch
 import yaml
 
-from bench.base import SURFACES, PixelAttack, PoisoningAttack, PromptAttack, SamplingAttack
+from bench.base import (
+    SURFACES,
+    ConditioningAttack,
+    PixelAttack,
+    PoisoningAttack,
+    PromptAttack,
+    SamplingAttack,
+)
 from bench.errors import BenchError
 from bench.grid import parse_grid
 from bench.plugins import ATTACKS
@@ -20,8 +27,10 @@ from bench.runner import Runner, RunOptions
 ATTACK_OF = {"pixels": {"name": "noise", "eps": 0.05},
              "prompts": {"name": "typo", "edits": 2},
              "training-data": {"name": "dirty-label", "source": 0, "target": 1, "ratio": 0.25},
-             "sampling": {"name": "sampling-noise", "scale": 0.5}}
-TOY_SURFACES = [surface for surface in SURFACES if surface != "sampling"]  # sampling: test_sampling_perturbation
+             "sampling": {"name": "sampling-noise", "scale": 0.5},
+             "conditioning": {"name": "aelif-probe", "p": 0.5}}
+TOY_SURFACES = [surface for surface in SURFACES if surface not in ("sampling", "conditioning")]
+"""sampling: tests/test_sampling_perturbation.py; conditioning: tests/test_aelif_probe.py."""
 TEXT_COLUMN = {"pixels": None, "prompts": "prompt", "training-data": "caption"}
 BUDGET_COLUMN = {"pixels": "linf", "prompts": "prompt_edits", "training-data": "poisoned"}
 
@@ -47,7 +56,7 @@ def stored(run_dir) -> dict:
 
 def test_every_surface_has_a_base_and_an_attack_registered():
     bases = {PixelAttack: "pixels", PromptAttack: "prompts", PoisoningAttack: "training-data",
-             SamplingAttack: "sampling"}
+             SamplingAttack: "sampling", ConditioningAttack: "conditioning"}
     assert sorted(bases.values()) == sorted(SURFACES)
     for base, surface in bases.items():
         assert base.surface == surface

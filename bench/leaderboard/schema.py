@@ -323,7 +323,7 @@ def check_weights_list(weights: Any) -> None:
                        "(`sha256sum FILE`)")
 
 
-NON_PIXEL_BUDGETS = ("scale", "edits", "rate", "count", "ratio")
+NON_PIXEL_BUDGETS = ("scale", "edits", "rate", "count", "ratio", "p")
 """Attack config fields that are a budget beside eps (``bench.grid.BUDGET_AXES``): two results of one
 attack may differ only by them (a sampling perturbation's curve over ``scale``)."""
 

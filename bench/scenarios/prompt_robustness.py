@@ -2,17 +2,21 @@
 adversarial prompts), with seeded typos instead of an LLM's.
 
 Each image of the cell's data gives a prompt, its caption (``a photo of a {class}`` on
-Fashion-MNIST), and a class. The attack perturbs each batch's prompts (seeded per batch); the
-defended model generates from the clean and from the perturbed prompts with the same seed and batch
-layout, so the two generations of a row start from the same initial latents and differ only by the
-prompt. A prompt that appears on several rows is generated from several seeds.
+Fashion-MNIST), and a class. A ``prompts`` attack perturbs each batch's prompts (seeded per batch);
+a ``conditioning`` attack (``aelif-probe``: AELIF's augmentation used as a probe at inference) leaves
+the prompt as written and perturbs its token states inside the model (``generate(...,
+condition=attack.hook(seed))``, the hook seeded per batch). Either way the defended model generates
+the perturbed row and the clean row with the same seed and batch layout, so the two generations of a
+row start from the same initial latents and differ only by the prompt or its states. A prompt that
+appears on several rows is generated from several seeds.
 
-Per row: the perturbed prompt (text column ``prompt``) and its measured budget (``prompt_edits``,
-``prompt_edit_rate``); every paired metric of the perturbed generation against the clean one
-(``clip-w1-raw``: AELIF's per-pair W1 as its code computes it; ``clip-sim``: CLIP image-image
-cosine); every text metric of the perturbed generation against the *clean* prompt (``clip-score``)
-and label metric against the prompt's class (``zero-shot``: class accuracy), and the same for the
-clean generation (``clean_prompt_`` columns). Per set: set metrics between the perturbed and the
+Per row: the prompt the perturbed row was generated from (text column ``prompt``: the clean prompt
+under a conditioning attack) and its measured budget (``prompt_edits``, ``prompt_edit_rate``: 0 under
+a conditioning attack, whose budget ``p`` is in the cell's config); every paired metric of the
+perturbed generation against the clean one (``clip-w1-raw``: AELIF's per-pair W1 as its code computes
+it; ``clip-sim``: CLIP image-image cosine); every text metric of the perturbed generation against the
+*clean* prompt (``clip-score``) and label metric against the prompt's class (``zero-shot``: class
+accuracy), and the same for the clean generation (``clean_prompt_`` columns). Per set: set metrics between the perturbed and the
 clean generations (``clip-w1-nd``: AELIF's distribution distance, ``clip-fd``); per prompt-set
 metric (``clip-w1-nd-prompt``: the same distance between one prompt's generations across seeds, as
 AELIF's code computes it, averaged over the prompts that appear on two or more rows); and per text/label
@@ -26,6 +30,8 @@ attack's cell.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -67,7 +73,7 @@ def ratio_estimate(perturbed: np.ndarray, clean: np.ndarray, seed: int) -> Estim
 class PromptRobustness(Scenario):
     name = "prompt-robustness"
     model_kinds = frozenset({"text-to-image"})
-    surfaces = frozenset({"prompts"})
+    surfaces = frozenset({"prompts", "conditioning"})
     metric_kinds = ("paired", "set", "prompt-set", "text", "label")
 
     def check_data(self, images) -> None:
@@ -85,12 +91,16 @@ class PromptRobustness(Scenario):
             raise BenchError(f"prompt-robustness: {per_prompt[0]} compares each prompt's generations across seeds, "
                              f"and no prompt of these {len(context.data.captions)} images appears twice; raise n "
                              "or drop it from metrics:")
+        if context.attack.surface == "conditioning" and not hasattr(context.defense, "finetune_request"):
+            check_takes_condition(context, context.defense)
 
     def evaluation_model(self, context: CellContext, defense: Model) -> Model:
         return evaluated_model(context, defense)
 
     def run(self, context: CellContext) -> ScenarioResult:
         model = self.evaluation_model(context, context.defense)
+        if context.attack.surface == "conditioning":
+            check_takes_condition(context, model)
         clean = clean_generations(context, model)
         columns: dict[str, list] = {}
         generated = []
@@ -118,10 +128,12 @@ class PromptRobustness(Scenario):
 
     def _evaluate_batch(self, context: CellContext, model: Model, index: int, batch: slice,
                         clean: dict) -> dict:
-        prompts = list(context.data.captions[batch])
-        perturbed = context.attack(prompts, seed=context.batch_seed(index))
+        prompts, seed = list(context.data.captions[batch]), context.batch_seed(index)
+        conditioning = context.attack.surface == "conditioning"  # the clean prompt, its token states perturbed
+        perturbed = prompts if conditioning else context.attack(prompts, seed=seed)
+        hook = {"condition": context.attack.hook(seed)} if conditioning else {}
         with torch.no_grad():
-            images = model.generate(perturbed, seed=context.batch_seed(index)).float().cpu()
+            images = model.generate(perturbed, seed=seed, **hook).float().cpu()
         clean_images = clean["images"][batch]
         outputs = BatchOutputs(images, references={"": clean_images}, prompts=prompts,
                                labels=context.data.labels[batch], class_names=lambda: class_names(context))
@@ -131,6 +143,14 @@ class PromptRobustness(Scenario):
         return {"generated": images, "prompt": perturbed, **prompt_budget_columns(perturbed, prompts),
                 **metric_columns(context.metrics, outputs),
                 **{f"{CLEAN_PREFIX}{k}": v for k, v in metric_columns(scored, clean_outputs).items()}}
+
+
+def check_takes_condition(context: CellContext, model: Model) -> None:
+    """Refuse a conditioning attack on a model whose ``generate`` has no ``condition`` hook."""
+    if "condition" not in inspect.signature(model.generate).parameters:
+        raise BenchError(f"prompt-robustness: attack {context.attack.name!r} perturbs the prompt states inside the "
+                         f"model, and defense {context.cell.defense.name!r} takes no condition hook in generate; "
+                         "use the t2i or aelif defenses")
 
 
 def prompt_groups(captions) -> list[list[int]]:

@@ -1,5 +1,6 @@
-"""A toy scenario that accepts every attack surface but ``sampling``: the smallest evaluation each surface plugs into,
-for tests and for checking a new attack's plumbing end to end in seconds (not a benchmark).
+"""A toy scenario that accepts every attack surface but ``sampling`` and ``conditioning`` (they need a
+sampler and a text encoder): the smallest evaluation each surface plugs into, for tests and for
+checking a new attack's plumbing end to end in seconds (not a benchmark).
 
 The model is a nearest-class-mean classifier "trained" on the cell's images and captions (a caption
 names its class): an image is classified by what the defended model makes of it nearest to a class
@@ -57,7 +58,7 @@ class ToyClassifier(Scenario):
     name = "toy"
     Config = ToyConfig
     model_kinds = frozenset(MODEL_KINDS)
-    surfaces = frozenset(SURFACES) - {"sampling"}  # a trajectory needs a sampler: sampling-perturbation
+    surfaces = frozenset(SURFACES) - {"sampling", "conditioning"}  # sampling-perturbation, prompt-robustness
     metric_kinds = ("paired",)
 
     def check_data(self, images) -> None:
