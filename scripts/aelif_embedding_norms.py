@@ -4,6 +4,7 @@ the clean generations, the raw W1, and the same W1 on L2-normalised embeddings. 
 coordinate values moves with the embeddings' scale, so a defense can lower it by changing norms alone.
 
     python scripts/aelif_embedding_norms.py RUN_DIR --attack typos --edits 2
+    python scripts/aelif_embedding_norms.py RUN_DIR --attack aelif-probe-mask --p 0.5
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--attack", required=True)
-    parser.add_argument("--edits", type=int, required=True)
+    parser.add_argument("--edits", type=int, help="the budget of a prompt attack (typos)")
+    parser.add_argument("--p", type=float, help="the budget of a conditioning attack (aelif-probe)")
     parser.add_argument("--model", default="clip-proxy")
     args = parser.parse_args(argv)
+    if (args.edits is None) == (args.p is None):
+        parser.error("give the cells' budget: --edits (prompt attacks) or --p (conditioning attacks)")
+    budget = ("edits", args.edits) if args.edits is not None else ("p", args.p)
     model = shared_image_text_model(args.model)
     cleans = [load_file(f)["images"] for f in sorted(args.run.glob("shared/clean-generations-*.safetensors"))]
     rows = []
     for path in sorted(args.run.glob("cells/*/summary.json")):
         summary = json.loads(path.read_text())
-        if summary["attack"] != args.attack or summary["budget"].get("edits") != args.edits:
+        if summary["attack"] != args.attack or summary["budget"].get(budget[0]) != budget[1]:
             continue
         generated = torch.cat([load_file(b)["generated"] for b in sorted((path.parent / "batches").glob("*.safetensors"))])
         samples = pd.read_csv(path.parent / "samples.csv")
