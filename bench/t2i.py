@@ -215,7 +215,6 @@ def _prompts(prompts: str | list[str] | tuple[str, ...]) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def conditioned_encode_prompt(pipe, condition: Callable[[torch.Tensor], torch.Tensor]) -> Iterator:
     """Within the block, ``pipe.encode_prompt`` returns its prompt states, then its negative
@@ -244,6 +243,7 @@ def conditioned_encode_prompt(pipe, condition: Callable[[torch.Tensor], torch.Te
             del pipe.encode_prompt
 
 
+@torch.no_grad()
 def generate(pipe, prompts: str | list[str], steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
              seed: int = 0, perturb: Callable | None = None, condition: Callable | None = None) -> torch.Tensor:
     """Text-to-image: (N, 3, H, W) in [0, 1] at the UNet's native size, one image per prompt.
