@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.base import AttackConfig, LatentTextToImage, PixelAttack, check_unit_interval
-from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
+from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_distance_to, lpips_features, lpips_network
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,12 @@ class GlazeLike(PixelAttack):
             return model.encode(styled.to(images.device)).float()
 
     def _loss(self, model: LatentTextToImage, adversarial: torch.Tensor, clean: torch.Tensor,
-              target: torch.Tensor) -> torch.Tensor:
+              target: torch.Tensor, clean_features: list[torch.Tensor] | None = None) -> torch.Tensor:
         cfg = self.config
         feature = (model.encode(adversarial).float() - target).pow(2).flatten(1).mean(1)
-        excess = (lpips_distance(adversarial, clean, cfg.lpips_net) - cfg.lpips_bound).clamp(min=0)
+        perceptual = (lpips_distance(adversarial, clean, cfg.lpips_net) if clean_features is None
+                      else lpips_distance_to(adversarial, clean_features, cfg.lpips_net))
+        excess = (perceptual - cfg.lpips_bound).clamp(min=0)
         return feature + cfg.lpips_weight * excess
 
     def perturb(self, model: LatentTextToImage, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -76,8 +78,10 @@ class GlazeLike(PixelAttack):
         target = self._style_latent(model, images, seed)
         delta = torch.zeros_like(images, requires_grad=True)
         optimizer = torch.optim.Adam([delta], lr=cfg.lr)
+        with torch.no_grad():
+            clean_features = lpips_features(images, cfg.lpips_net)
         for _ in range(cfg.steps):
-            loss = self._loss(model, (images + delta).clamp(0, 1), images, target).sum()
+            loss = self._loss(model, (images + delta).clamp(0, 1), images, target, clean_features).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.base import AttackConfig, Defense, PixelAttack, check_unit_interval, signed_step, uniform_start
-from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_network
+from bench.metrics.lpips import check_lpips_net, lpips_distance, lpips_distance_to, lpips_features, lpips_network
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,19 @@ class PGDEncoderConfig(AttackConfig):
 
 
 def reconstruction_loss(model: Defense, images: torch.Tensor, clean: torch.Tensor, lpips_weight: float,
-                        lpips_net: str) -> torch.Tensor:
-    """Per-image MSE + lambda * LPIPS of D(E(images)) against the clean images (SRL-VAE eq. 5)."""
+                        lpips_net: str, clean_features: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Per-image MSE + lambda * LPIPS of D(E(images)) against the clean images (SRL-VAE eq. 5).
+
+    ``clean_features``, the clean images' ``lpips_features``, spare the LPIPS backbone's pass over
+    the clean images when the caller has them; the loss is the same.
+    """
     reconstruction = model.decode(model.encode(images))
     mse = ((reconstruction - clean) ** 2).flatten(1).mean(1)
     if lpips_weight == 0:
         return mse
-    return mse + lpips_weight * lpips_distance(reconstruction, clean, lpips_net)
+    if clean_features is None:
+        return mse + lpips_weight * lpips_distance(reconstruction, clean, lpips_net)
+    return mse + lpips_weight * lpips_distance_to(reconstruction, clean_features, lpips_net)
 
 
 class PGDEncoder(PixelAttack):
@@ -64,9 +70,12 @@ class PGDEncoder(PixelAttack):
     def perturb(self, model: Defense, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.config
         delta = uniform_start(images, cfg.eps, generator, cfg.random_start)
+        with torch.no_grad():
+            clean_features = lpips_features(images, cfg.lpips_net) if cfg.lpips_weight else None
         for _ in range(cfg.steps):
             delta.requires_grad_(True)
-            loss = reconstruction_loss(model, images + delta, images, cfg.lpips_weight, cfg.lpips_net).sum()
+            loss = reconstruction_loss(model, images + delta, images, cfg.lpips_weight, cfg.lpips_net,
+                                       clean_features).sum()
             (grad,) = torch.autograd.grad(loss, delta)
             delta = signed_step(delta, grad, cfg.step_size, images, cfg.eps)
         return images + delta

@@ -7,7 +7,7 @@ from scipy import linalg
 
 from bench.metrics.fid import FID, frechet_distance
 from bench.metrics.kid import KID
-from bench.metrics.lpips import lpips_distance, lpips_network
+from bench.metrics.lpips import lpips_distance, lpips_distance_to, lpips_features, lpips_network
 from bench.metrics.psnr import PSNR
 from bench.metrics.ssim import SSIM
 
@@ -68,6 +68,22 @@ def test_lpips_equals_the_lpips_package_with_its_own_heads():
     expected = reference.eval()(a, b, normalize=True).flatten()
     assert torch.allclose(lpips_distance(a, b), expected, atol=1e-6)
     assert lpips_distance(a, a).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_to_cached_reference_features_equals_lpips_with_its_gradient(net):
+    torch.manual_seed(0)
+    clean = torch.rand(3, 3, 32, 32)
+    images = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1).requires_grad_(True)
+    expected = lpips_distance(images, clean, net)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), images)
+    with torch.no_grad():
+        features = lpips_features(clean, net)
+    cached = lpips_distance_to(images, features, net)
+    (cached_grad,) = torch.autograd.grad(cached.sum(), images)
+    assert cached.shape == expected.shape == (3,)
+    assert torch.allclose(cached, expected, rtol=1e-6, atol=1e-9)
+    assert torch.allclose(cached_grad, expected_grad, rtol=1e-5, atol=1e-9)
 
 
 def test_lpips_backbone_is_the_real_imagenet_network():

@@ -51,6 +51,28 @@ def lpips_distance(images: torch.Tensor, references: torch.Tensor, net: str = "a
     return model(images, references, normalize=True).flatten()
 
 
+def lpips_features(images: torch.Tensor, net: str = "alex") -> list[torch.Tensor]:
+    """The unit-normalised backbone features that LPIPS compares, of images in [0, 1].
+
+    An attack that measures LPIPS to the same clean images at every step computes theirs once and
+    passes them to ``lpips_distance_to``: the same numbers as ``lpips_distance``, one backbone pass
+    fewer per step.
+    """
+    from lpips import normalize_tensor
+
+    model = lpips_network(net).to(images.device)
+    return [normalize_tensor(out) for out in model.net(model.scaling_layer(2 * images - 1))]
+
+
+def lpips_distance_to(images: torch.Tensor, reference_features: list[torch.Tensor], net: str = "alex") -> torch.Tensor:
+    """Per-image LPIPS of images in [0, 1] against references given by their ``lpips_features``."""
+    model = lpips_network(net)
+    distance = 0
+    for head, ours, theirs in zip(model.lins, lpips_features(images, net), reference_features, strict=True):
+        distance = distance + head((ours - theirs) ** 2).mean([2, 3], keepdim=True)
+    return distance.flatten()
+
+
 @dataclass(frozen=True)
 class LPIPSConfig:
     net: str = "alex"
