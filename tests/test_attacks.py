@@ -105,3 +105,20 @@ def test_an_unreadable_target_image_names_the_fix(tmp_path, tiny_defense, images
     broken.write_bytes(b"not a png")
     with pytest.raises(BenchError, match="photoguard: cannot read target image .* re-save it as PNG"):
         build("photoguard", target=str(broken))(tiny_defense, images, seed=0)
+
+
+def test_pgd_encoder_with_cached_clean_features_takes_the_uncached_step(tiny_defense):
+    """The clean images' LPIPS features are computed once per attack; the step must stay the one of
+    the plain loss (SRL-VAE eq. 5) against those same clean images."""
+    from attacks.pgd_encoder import reconstruction_loss
+    from bench.base import signed_step
+
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 32, 32)
+    attack = build("pgd-encoder", steps=1, random_start=False, lpips_net="alex")
+    adversarial = attack.perturb(tiny_defense, images, torch.Generator().manual_seed(0))
+    delta = torch.zeros_like(images, requires_grad=True)
+    loss = reconstruction_loss(tiny_defense, images + delta, images, attack.config.lpips_weight, "alex").sum()
+    (grad,) = torch.autograd.grad(loss, delta)
+    expected = images + signed_step(delta.detach(), grad, attack.config.step_size, images, attack.config.eps)
+    assert torch.equal(adversarial, expected)
